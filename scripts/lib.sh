@@ -1,0 +1,35 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Shared settings for the project's scripts: where the pinned upstream
+# release comes from, where it is cached, and where builds go.  Sourced,
+# never run.
+
+UPSTREAM_PKG=qemu
+UPSTREAM_DEB_VERSION=1:10.2.2+ds-1
+UPSTREAM_VERSION=10.2.2
+UPSTREAM_TARBALL=qemu_10.2.2+ds.orig.tar.xz
+UPSTREAM_SHA256=be05230fe47a6937cd29f28f562932c8125f9c93c2a82c625198f7a4aa601dfb
+UPSTREAM_TOPDIR=qemu-10.2.2
+
+# The repository root (this file lives in scripts/).
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# The cache lives outside the work tree so that a fresh clone reuses it.
+CACHE_DIR=${QKM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/qemu-kvm-memfault}
+BUILD_ROOT=${QKM_BUILD_DIR:-$TOP/build}
+
+# The Debian system interpreter: configure needs its meson and pycotap.
+PYTHON=${QKM_PYTHON:-/usr/bin/python3}
+
+die() {
+    echo "error: $*" >&2
+    exit 1
+}
+
+note() {
+    echo ">>> $*" >&2
+}
+
+sha256_of() {
+    sha256sum "$1" | cut -d' ' -f1
+}

@@ -1,0 +1,481 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Prepare, edit, check and export the patch series against pristine QEMU.
+
+The repository holds two kinds of change to upstream QEMU 10.2.2:
+
+* overlay files: new files we wrote, at their QEMU paths (accel/, target/,
+  tests/qtest/, tests/unit/, docs/, ...), listed in patches/overlay-files
+  together with the patch that first uses each of them;
+* patches/*.patch, listed in patches/series: git-format patches that change
+  existing upstream files only.
+
+Sub-commands (all take --patches, --overlay and --upstream-repo):
+
+  prepare DEST        unpack pristine, copy the overlay, git am the series
+  prepare-pristine DEST  pristine plus the build-only first patch
+  edit DEST           a git work tree whose commits are the full series:
+                      each patch together with the overlay files it owns
+  save SRC            write an edited work tree back to patches/ and the
+                      overlay (byte-identical when nothing was edited)
+  export DEST         a mailable series with cover letter and diffstat
+  check-format        subject, body and Signed-off-by of every patch
+  check-overlay       overlay files and patches/overlay-files agree
+  tree-id DIR         print the git tree id of DIR's HEAD
+"""
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+# The directories whose files are QEMU overlay files rather than project
+# infrastructure.
+OVERLAY_ROOTS = (
+    "accel", "backends", "docs", "hw", "include", "qapi", "system",
+    "target", "util", "tests/qtest", "tests/unit", "tests/fuzz",
+)
+
+# Commits the scripts make get a fixed committer (and, for the overlay
+# commit of a prepared tree, author) and date, so that the same inputs
+# always give the same commit ids.  Patches keep their own authors.
+COMMITTER_ENV = {
+    "GIT_COMMITTER_NAME": "qemu-kvm-memfault scripts",
+    "GIT_COMMITTER_EMAIL": "scripts@localhost",
+    "GIT_COMMITTER_DATE": "2026-01-01T00:00:00+0000",
+}
+AUTHOR_ENV = {
+    "GIT_AUTHOR_NAME": "qemu-kvm-memfault scripts",
+    "GIT_AUTHOR_EMAIL": "scripts@localhost",
+    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00+0000",
+}
+
+# Options for the patches stored in patches/: stable bytes across runs.
+STORE_OPTS = ["--zero-commit", "--no-signature", "--no-numbered",
+              "--abbrev=12", "--no-renames", "--stat=80", "--encoding=UTF-8"]
+
+SUBJECT_RE = re.compile(r"^[A-Za-z0-9_./,{}*+-]+(?: [A-Za-z0-9_./,{}*+-]+)*: \S")
+
+
+class SeriesError(Exception):
+    pass
+
+
+def git(repo, *args, env=None, check=True, capture=True, input=None):
+    full_env = dict(os.environ)
+    full_env.update(COMMITTER_ENV)
+    # Neither the user's nor the system's git configuration may change
+    # the bytes of a patch.
+    full_env["GIT_CONFIG_NOSYSTEM"] = "1"
+    full_env["GIT_CONFIG_GLOBAL"] = "/dev/null"
+    if env:
+        full_env.update(env)
+    cmd = ["git", "-C", repo, "-c", "core.autocrlf=false",
+           "-c", "core.safecrlf=false", "-c", "gc.auto=0",
+           "-c", "advice.detachedHead=false", "-c", "core.quotepath=off",
+           "-c", "user.useConfigOnly=false"] + list(args)
+    r = subprocess.run(cmd, env=full_env, input=input, text=True,
+                       stdout=subprocess.PIPE if capture else None,
+                       stderr=subprocess.PIPE if capture else None)
+    if check and r.returncode != 0:
+        raise SeriesError("git %s failed in %s:\n%s%s" %
+                          (" ".join(args), repo, r.stdout or "",
+                           r.stderr or ""))
+    return r
+
+
+class Series:
+    def __init__(self, patches_dir, overlay_dir, upstream_repo):
+        self.patches_dir = os.path.abspath(patches_dir)
+        self.overlay_dir = os.path.abspath(overlay_dir)
+        self.upstream_repo = os.path.abspath(upstream_repo)
+
+    # --- reading the repository ------------------------------------------
+
+    def patch_names(self):
+        path = os.path.join(self.patches_dir, "series")
+        names = []
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                line = line.split("#", 1)[0].strip()
+                if line:
+                    names.append(line)
+        for n in names:
+            if not os.path.isfile(os.path.join(self.patches_dir, n)):
+                raise SeriesError("patches/series lists %s, which does not "
+                                  "exist" % n)
+        return names
+
+    def overlay_map(self):
+        """Return [(path, patch)] from patches/overlay-files, in order."""
+        path = os.path.join(self.patches_dir, "overlay-files")
+        entries = []
+        if not os.path.exists(path):
+            return entries
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                line = line.split("#", 1)[0].strip()
+                if not line:
+                    continue
+                parts = line.split()
+                if len(parts) != 2:
+                    raise SeriesError("patches/overlay-files:%d: expected "
+                                      "'<path> <patch>', got %r" %
+                                      (lineno, line))
+                entries.append((parts[0], parts[1]))
+        return entries
+
+    def overlay_tree_files(self):
+        """Files under the overlay roots of the repository checkout."""
+        files = []
+        for root in OVERLAY_ROOTS:
+            top = os.path.join(self.overlay_dir, root)
+            for dirpath, dirnames, filenames in os.walk(top):
+                dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+                for fn in filenames:
+                    full = os.path.join(dirpath, fn)
+                    files.append(os.path.relpath(full, self.overlay_dir))
+        return sorted(files)
+
+    def check_overlay(self):
+        names = self.patch_names()
+        entries = self.overlay_map()
+        problems = []
+        seen = set()
+        for path, patch in entries:
+            if path in seen:
+                problems.append("%s is listed twice" % path)
+            seen.add(path)
+            if patch not in names:
+                problems.append("%s is owned by %s, which is not in "
+                                "patches/series" % (path, patch))
+            if not os.path.isfile(os.path.join(self.overlay_dir, path)):
+                problems.append("%s is listed but does not exist" % path)
+            if not path.startswith(tuple(r + "/" for r in OVERLAY_ROOTS)):
+                problems.append("%s is not under an overlay root (%s)" %
+                                (path, ", ".join(OVERLAY_ROOTS)))
+        for path in self.overlay_tree_files():
+            if path not in seen:
+                problems.append("%s is an overlay file but no patch owns it "
+                                "(add it to patches/overlay-files)" % path)
+        if problems:
+            raise SeriesError("overlay check failed:\n  " +
+                              "\n  ".join(problems))
+
+    def check_format(self):
+        problems = []
+        for name in self.patch_names():
+            problems += check_patch_format(os.path.join(self.patches_dir,
+                                                        name), name)
+        if problems:
+            raise SeriesError("patch format check failed:\n  " +
+                              "\n  ".join(problems))
+
+    # --- trees -----------------------------------------------------------
+
+    def upstream_files(self):
+        r = git(self.upstream_repo, "ls-tree", "-r", "--name-only",
+                "upstream")
+        return set(r.stdout.splitlines())
+
+    def new_tree(self, dest):
+        """A fresh work tree of the pristine upstream commit at dest."""
+        if os.path.exists(dest):
+            shutil.rmtree(dest)
+        r = subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout",
+                            self.upstream_repo, dest],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+        if r.returncode != 0:
+            raise SeriesError("cannot clone %s: %s" % (self.upstream_repo,
+                                                        r.stderr))
+        git(dest, "checkout", "-q", "-B", "series", "upstream")
+        git(dest, "tag", "-f", "upstream", "upstream")
+
+    def am(self, dest, patch_path, what):
+        r = git(dest, "am", "-q", "--keep-cr", "--no-3way", patch_path,
+                check=False)
+        if r.returncode != 0:
+            git(dest, "am", "--abort", check=False)
+            raise SeriesError("%s does not apply:\n%s%s" %
+                              (what, r.stdout, r.stderr))
+
+    def copy_overlay(self, dest, paths):
+        for path in paths:
+            src = os.path.join(self.overlay_dir, path)
+            dst = os.path.join(dest, path)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copy2(src, dst)
+
+    def prepare(self, dest):
+        """Pristine + overlay (one commit) + the series, patch by patch."""
+        self.check_overlay()
+        names = self.patch_names()
+        self.new_tree(dest)
+        paths = [p for p, _ in self.overlay_map()]
+        if paths:
+            self.copy_overlay(dest, paths)
+            git(dest, "add", "--", *paths)
+            git(dest, "commit", "-q", "-m",
+                "overlay: add the project's new files\n\n"
+                "Copied from the overlay of the repository; the export "
+                "adds each\nfile in the patch that first uses it.",
+                env=AUTHOR_ENV)
+        for name in names:
+            self.am(dest, os.path.join(self.patches_dir, name),
+                    "patches/" + name)
+
+    def prepare_pristine(self, dest):
+        """Pristine plus only the build adjustments of the first patch."""
+        names = self.patch_names()
+        self.new_tree(dest)
+        if names:
+            self.am(dest, os.path.join(self.patches_dir, names[0]),
+                    "patches/" + names[0])
+
+    def edit(self, dest):
+        """Each commit = one patch plus the overlay files it owns."""
+        self.check_overlay()
+        names = self.patch_names()
+        owned = {}
+        for path, patch in self.overlay_map():
+            owned.setdefault(patch, []).append(path)
+        self.new_tree(dest)
+        for name in names:
+            self.am(dest, os.path.join(self.patches_dir, name),
+                    "patches/" + name)
+            paths = owned.get(name, [])
+            if paths:
+                self.copy_overlay(dest, paths)
+                git(dest, "add", "--", *paths)
+                git(dest, "commit", "-q", "--amend", "--no-edit",
+                    "--no-verify")
+
+    def save(self, src):
+        """Split an edit tree back into patches/ and the overlay."""
+        upstream = self.upstream_files()
+        commits = git(src, "rev-list", "--reverse", "upstream..HEAD"
+                      ).stdout.split()
+        if git(src, "status", "--porcelain", "--untracked-files=no"
+               ).stdout.strip():
+            raise SeriesError("%s has uncommitted changes; commit them "
+                              "first" % src)
+        with tempfile.TemporaryDirectory() as tmp:
+            new_names = []
+            owners = []
+            for i, c in enumerate(commits, 1):
+                changed = git(src, "diff-tree", "--no-commit-id", "-r",
+                              "--name-status", "--no-renames", c + "^", c
+                              ).stdout.splitlines()
+                up_paths = []
+                for line in changed:
+                    status, path = line.split("\t", 1)
+                    if path in upstream:
+                        up_paths.append(path)
+                    elif status == "A":
+                        owners.append((path, None, i))
+                subject = git(src, "log", "-1", "--format=%s", c
+                              ).stdout.strip()
+                if not up_paths:
+                    raise SeriesError(
+                        "commit %d (%s) changes no upstream file: fold the "
+                        "new files it adds into the patch that first uses "
+                        "them" % (i, subject))
+                out = git(src, "format-patch", "-1", c, "-o", tmp,
+                          "--start-number", str(i), *STORE_OPTS,
+                          "--", *up_paths).stdout.strip()
+                new_names.append(os.path.basename(out))
+            # Overlay files are taken whole from the final tree.
+            final = set(git(src, "ls-tree", "-r", "--name-only", "HEAD"
+                            ).stdout.splitlines()) - upstream
+            owner_of = {}
+            for path, _, i in owners:
+                owner_of.setdefault(path, new_names[i - 1])
+            lost = sorted(p for p in final if p not in owner_of)
+            if lost:
+                raise SeriesError("files not added by any commit: %s" %
+                                  ", ".join(lost))
+            bad = sorted(p for p in final
+                         if not p.startswith(tuple(r + "/"
+                                                   for r in OVERLAY_ROOTS)))
+            if bad:
+                raise SeriesError("new files outside the overlay roots "
+                                  "(%s): %s" % (", ".join(OVERLAY_ROOTS),
+                                                ", ".join(bad)))
+
+            # Write back: patches, series, overlay map, overlay files.
+            for old in self.patch_names():
+                os.unlink(os.path.join(self.patches_dir, old))
+            for n in new_names:
+                shutil.copyfile(os.path.join(tmp, n),
+                                os.path.join(self.patches_dir, n))
+            write_series(self.patches_dir, new_names)
+            order = {n: k for k, n in enumerate(new_names)}
+            entries = sorted(((p, owner_of[p]) for p in final),
+                             key=lambda e: (order[e[1]], e[0]))
+            write_overlay_map(self.patches_dir, entries)
+            for path in self.overlay_tree_files():
+                if path not in final:
+                    os.unlink(os.path.join(self.overlay_dir, path))
+            for path in final:
+                data = git(src, "show", "HEAD:" + path).stdout
+                mode = git(src, "ls-tree", "HEAD", "--", path
+                           ).stdout.split()[0]
+                dst = os.path.join(self.overlay_dir, path)
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                with open(dst, "w", encoding="utf-8", newline="") as f:
+                    f.write(data)
+                os.chmod(dst, 0o755 if mode == "100755" else 0o644)
+        return new_names
+
+    def export(self, dest):
+        """A numbered, mailable series with a cover letter."""
+        with tempfile.TemporaryDirectory() as tmp:
+            tree = os.path.join(tmp, "tree")
+            self.edit(tree)
+            if os.path.exists(dest):
+                shutil.rmtree(dest)
+            os.makedirs(dest)
+            git(tree, "format-patch", "upstream..HEAD", "-o", dest,
+                "--cover-letter", "--numbered", "--zero-commit",
+                "--no-signature", "--abbrev=12", "--no-renames",
+                "--stat=80")
+        cover = os.path.join(self.patches_dir, "cover-letter")
+        subject, blurb = "QEMU/KVM guest-memory patch set", ""
+        if os.path.exists(cover):
+            with open(cover, encoding="utf-8") as f:
+                text = f.read().strip("\n")
+            subject, _, blurb = text.partition("\n")
+            blurb = blurb.strip("\n")
+        cl = [n for n in os.listdir(dest) if n.startswith("0000-")][0]
+        path = os.path.join(dest, cl)
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        text = text.replace("*** SUBJECT HERE ***", subject)
+        text = text.replace("*** BLURB HERE ***", blurb)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return sorted(os.listdir(dest))
+
+
+def check_patch_format(path, name):
+    """Subject 'subsystem: summary', a body, and Signed-off-by."""
+    problems = []
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    head, sep, _ = text.partition("\n---\n")
+    if not sep:
+        return ["%s: no '---' separator: not a git-format patch" % name]
+    lines = head.split("\n")
+    subject = None
+    body_start = None
+    for i, line in enumerate(lines):
+        if line.startswith("Subject: "):
+            subject = line[len("Subject: "):]
+            j = i + 1
+            while j < len(lines) and lines[j].startswith(" "):
+                subject += lines[j]
+                j += 1
+        if line == "" and body_start is None:
+            body_start = i + 1
+    if subject is None:
+        return ["%s: no Subject: header" % name]
+    subject = re.sub(r"^\[PATCH[^\]]*\] ", "", subject)
+    if not SUBJECT_RE.match(subject):
+        problems.append("%s: subject %r is not 'subsystem: summary'" %
+                        (name, subject))
+    body = lines[body_start:] if body_start is not None else []
+    sob = [l for l in body if l.startswith("Signed-off-by: ")]
+    if not sob:
+        problems.append("%s: no Signed-off-by: line" % name)
+    for l in sob:
+        if not re.match(r"^Signed-off-by: [^<>]+ <[^@<>\s]+@[^<>\s]+>$", l):
+            problems.append("%s: malformed %r" % (name, l))
+    prose = [l for l in body
+             if l.strip() and not re.match(r"^[A-Z][A-Za-z-]+: ", l)]
+    if not prose:
+        problems.append("%s: no body explaining the change" % name)
+    if "\ndiff --git " not in text:
+        problems.append("%s: no diff" % name)
+    return problems
+
+
+def write_series(patches_dir, names):
+    with open(os.path.join(patches_dir, "series"), "w",
+              encoding="utf-8") as f:
+        f.write("# The patches to upstream QEMU 10.2.2, in order.  Written "
+                "by\n# 'scripts/series.py save'; see README.md.\n")
+        for n in names:
+            f.write(n + "\n")
+
+
+def write_overlay_map(patches_dir, entries):
+    with open(os.path.join(patches_dir, "overlay-files"), "w",
+              encoding="utf-8") as f:
+        f.write("# Overlay files and the patch that adds each of them in "
+                "the exported\n# series.  Written by 'scripts/series.py "
+                "save'; see README.md.\n")
+        width = max([len(p) for p, _ in entries] + [0])
+        for path, patch in entries:
+            f.write("%-*s %s\n" % (width, path, patch))
+
+
+def tree_id(repo):
+    return git(repo, "rev-parse", "HEAD^{tree}").stdout.strip()
+
+
+def main():
+    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--patches", default=os.path.join(top, "patches"))
+    ap.add_argument("--overlay", default=top,
+                    help="the directory holding the overlay roots")
+    ap.add_argument("--upstream-repo",
+                    default=os.environ.get("QKM_UPSTREAM_REPO"),
+                    help="git repository whose tag 'upstream' is pristine")
+    ap.add_argument("command")
+    ap.add_argument("dir", nargs="?")
+    a = ap.parse_args()
+    s = Series(a.patches, a.overlay, a.upstream_repo or "")
+    needs_dir = ("prepare", "prepare-pristine", "edit", "save", "export",
+                 "tree-id")
+    if a.command in needs_dir and not a.dir:
+        ap.error("%s needs a directory" % a.command)
+    if a.command in ("prepare", "prepare-pristine", "edit", "save",
+                     "export") and not a.upstream_repo:
+        ap.error("--upstream-repo (or QKM_UPSTREAM_REPO) is required")
+    try:
+        if a.command == "prepare":
+            s.prepare(a.dir)
+        elif a.command == "prepare-pristine":
+            s.prepare_pristine(a.dir)
+        elif a.command == "edit":
+            s.edit(a.dir)
+        elif a.command == "save":
+            for n in s.save(a.dir):
+                print("patches/" + n)
+        elif a.command == "export":
+            for n in s.export(a.dir):
+                print(os.path.join(a.dir, n))
+        elif a.command == "check-format":
+            s.check_format()
+        elif a.command == "check-overlay":
+            s.check_overlay()
+        elif a.command == "tree-id":
+            print(tree_id(a.dir))
+        else:
+            ap.error("unknown command %r" % a.command)
+    except SeriesError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 1
+    except OSError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+/*
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * The freestanding test guest: a 64 KiB flat -bios image that starts at
+ * the reset vector in 16-bit real mode, optionally enters 32-bit flat
+ * protected mode and then 64-bit long mode, reports each stage on the
+ * debug console and in its RAM mailbox (guest-abi.h), and stops in the
+ * mode the qtest asked for: it writes GUEST_EXIT_OK to isa-debug-exit
+ * (which ends QEMU when that device is present) and halts.  No firmware, no C runtime, no data section:
+ * the image is ROM, so everything it writes lives in guest RAM.
+ */
+
+#include "guest-abi.h"
+
+#define MB(field)       (GUEST_MAILBOX_GPA + (field))
+#define ROFF(sym)       ((sym) - GUEST_IMAGE_BASE)  /* real-mode CS offset */
+
+#define MSR_EFER        0xc0000080
+#define EFER_LME        (1 << 8)
+#define CR0_PE          (1 << 0)
+#define CR0_PG          (1 << 31)
+#define CR4_PAE         (1 << 5)
+
+/* ------------------------------------------------------------------ */
+        .section .text.entry16, "ax"
+        .code16
+        .globl entry16
+entry16:
+        cli
+        cld
+        xorw    %ax, %ax
+        movw    %ax, %ds
+        movw    %ax, %es
+        movw    %ax, %ss
+        movw    $GUEST_STACK_TOP, %sp
+
+        movl    $GUEST_MAGIC, MB(MB_MAGIC)
+        movl    $GUEST_MODE_REAL, MB(MB_STAGE)
+
+        /* Print msg_real: CS-relative, since DS is 0 and the ROM is high. */
+        movw    $ROFF(msg_real), %si
+1:      movb    %cs:(%si), %al
+        testb   %al, %al
+        jz      2f
+        outb    %al, $GUEST_DEBUGCON_PORT
+        incw    %si
+        jmp     1b
+2:
+        cmpl    $GUEST_MODE_REAL, MB(MB_REQ_MODE)
+        je      done16
+
+        /* Enter 32-bit flat protected mode. */
+        lgdtl   %cs:ROFF(gdt_desc)
+        movl    %cr0, %eax
+        orl     $CR0_PE, %eax
+        movl    %eax, %cr0
+        ljmpl   $GUEST_SEL_CODE32, $entry32
+
+done16:
+        movl    $GUEST_DONE, MB(MB_DONE)
+        movw    $GUEST_EXIT_PORT, %dx
+        movl    $GUEST_EXIT_OK, %eax
+        outl    %eax, %dx
+3:      hlt
+        jmp     3b
+
+/* ------------------------------------------------------------------ */
+        .text
+        .code32
+entry32:
+        movw    $GUEST_SEL_DATA, %ax
+        movw    %ax, %ds
+        movw    %ax, %es
+        movw    %ax, %fs
+        movw    %ax, %gs
+        movw    %ax, %ss
+        movl    $GUEST_STACK_TOP, %esp
+
+        movl    $GUEST_MODE_PROT32, MB(MB_STAGE)
+        movl    $msg_prot32, %esi
+        call    puts32
+
+        cmpl    $GUEST_MODE_PROT32, MB(MB_REQ_MODE)
+        je      done32
+
+        call    build_page_tables
+        movl    %cr4, %eax
+        orl     $CR4_PAE, %eax
+        movl    %eax, %cr4
+        movl    $GUEST_PT_BASE, %eax
+        movl    %eax, %cr3
+        movl    $MSR_EFER, %ecx
+        rdmsr
+        orl     $EFER_LME, %eax
+        wrmsr
+        movl    %cr0, %eax
+        orl     $CR0_PG, %eax
+        movl    %eax, %cr0
+        ljmpl   $GUEST_SEL_CODE64, $entry64
+
+done32:
+        movl    $GUEST_DONE, MB(MB_DONE)
+        movl    $GUEST_EXIT_OK, %eax
+        outl    %eax, $GUEST_EXIT_PORT
+1:      hlt
+        jmp     1b
+
+/* Write the NUL-terminated string at %esi to the debug console. */
+puts32:
+        lodsb
+        testb   %al, %al
+        jz      1f
+        outb    %al, $GUEST_DEBUGCON_PORT
+        jmp     puts32
+1:      ret
+
+/*
+ * Identity-map the low 4 GiB with 2 MiB pages: PML4 at GUEST_PT_BASE,
+ * PDPT after it, then four page directories.  The ROM at 4 GiB - 64 KiB
+ * stays reachable, so the code keeps running at the same addresses.
+ */
+build_page_tables:
+        movl    $GUEST_PT_BASE, %edi
+        movl    $(6 * 4096 / 4), %ecx
+        xorl    %eax, %eax
+        rep stosl
+
+        movl    $(GUEST_PT_BASE + 0x1000 + 0x3), GUEST_PT_BASE
+        movl    $0, %ecx
+1:      movl    %ecx, %eax
+        shll    $12, %eax
+        addl    $(GUEST_PT_BASE + 0x2000 + 0x3), %eax
+        movl    %eax, (GUEST_PT_BASE + 0x1000)(,%ecx,8)
+        incl    %ecx
+        cmpl    $4, %ecx
+        jb      1b
+
+        xorl    %ecx, %ecx
+2:      movl    %ecx, %eax
+        shll    $21, %eax
+        orl     $0x83, %eax             /* present, writable, 2 MiB */
+        movl    %eax, (GUEST_PT_BASE + 0x2000)(,%ecx,8)
+        incl    %ecx
+        cmpl    $2048, %ecx
+        jb      2b
+        ret
+
+/* ------------------------------------------------------------------ */
+        .code64
+entry64:
+        movl    $GUEST_MODE_LONG64, MB(MB_STAGE)
+        movl    $msg_long64, %esi       /* zero-extends: the ROM is at 4G - 64K */
+1:      lodsb
+        testb   %al, %al
+        jz      2f
+        outb    %al, $GUEST_DEBUGCON_PORT
+        jmp     1b
+2:
+        movl    $GUEST_DONE, MB(MB_DONE)
+        movl    $GUEST_EXIT_OK, %eax
+        outl    %eax, $GUEST_EXIT_PORT
+3:      hlt
+        jmp     3b
+
+/* ------------------------------------------------------------------ */
+        .section .rodata
+        .balign 8
+/*
+ * The GDT lives in ROM, so every descriptor has its Accessed bit set: the
+ * CPU would otherwise write it when loading a selector, and a write to
+ * ROM is an MMIO exit that some KVM hosts retry forever.
+ */
+gdt:
+        .quad   0
+        .quad   0x00cf9b000000ffff      /* GUEST_SEL_CODE32 */
+        .quad   0x00cf93000000ffff      /* GUEST_SEL_DATA */
+        .quad   0x00af9b000000ffff      /* GUEST_SEL_CODE64 */
+gdt_end:
+gdt_desc:
+        .word   gdt_end - gdt - 1
+        .long   gdt
+
+msg_real:
+        .asciz  "guest: real mode\n"
+msg_prot32:
+        .asciz  "guest: 32-bit protected mode\n"
+msg_long64:
+        .asciz  "guest: 64-bit long mode\n"
+
+/* ------------------------------------------------------------------ */
+/* The reset vector: CS base 0xffff0000, IP 0xfff0. */
+        .section .reset, "ax"
+        .code16
+        jmp     entry16
+        .balign 16, 0xf4
+
+        .section .note.GNU-stack, "", @progbits

@@ -1,0 +1,56 @@
+/*
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * The contract between the freestanding test guest (entry.S) and the
+ * qtests that drive it: where the guest's mailbox lives in RAM, what its
+ * fields mean, and which I/O ports it talks to.  Included from C and from
+ * assembler, so it holds only preprocessor constants.
+ */
+
+#ifndef TESTS_QTEST_GUEST_ABI_H
+#define TESTS_QTEST_GUEST_ABI_H
+
+/* The image is a flat -bios ROM of this size, ending at 4 GiB. */
+#define GUEST_IMAGE_SIZE        0x10000
+#define GUEST_IMAGE_BASE        0xffff0000
+
+/* I/O ports. */
+#define GUEST_DEBUGCON_PORT     0xe9    /* -device isa-debugcon,iobase=0xe9 */
+#define GUEST_EXIT_PORT         0xf4    /* -device isa-debug-exit */
+
+/*
+ * The mailbox, in guest RAM at GUEST_MAILBOX_GPA.  The qtest may fill in
+ * the request fields while the VM is paused (-S) before it starts; the
+ * guest fills in the rest.  All fields are little-endian.
+ */
+#define GUEST_MAILBOX_GPA       0x5000
+
+#define MB_MAGIC                0x00    /* u32: GUEST_MAGIC once started */
+#define MB_STAGE                0x04    /* u32: deepest GUEST_MODE_* reached */
+#define MB_REQ_MODE             0x08    /* u32: mode to stop in; 0 = long */
+#define MB_DONE                 0x0c    /* u32: GUEST_DONE when finished */
+#define MB_SIZE                 0x40
+
+#define GUEST_MAGIC             0x424c4751  /* "QGLB" */
+#define GUEST_DONE              0x454e4f44  /* "DONE" */
+
+#define GUEST_MODE_REAL         1   /* 16-bit real mode */
+#define GUEST_MODE_PROT32       2   /* 32-bit flat protected mode */
+#define GUEST_MODE_LONG64       3   /* 64-bit long mode, 4 GiB identity map */
+
+/*
+ * What the guest writes to GUEST_EXIT_PORT when done: isa-debug-exit
+ * turns it into the exit status (GUEST_EXIT_OK << 1) | 1 = 33.
+ */
+#define GUEST_EXIT_OK           0x10
+
+/* RAM the guest uses for itself: stack top and page tables (long mode). */
+#define GUEST_STACK_TOP         0x7000
+#define GUEST_PT_BASE           0x10000 /* PML4, PDPT, 4 PDs: 0x10000-0x15fff */
+
+/* Segment selectors of the guest's GDT. */
+#define GUEST_SEL_CODE32        0x08
+#define GUEST_SEL_DATA          0x10
+#define GUEST_SEL_CODE64        0x18
+
+#endif /* TESTS_QTEST_GUEST_ABI_H */

@@ -1,0 +1,95 @@
+/*
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * qtest-side helpers for the freestanding test guest; see guest-qtest.h.
+ */
+
+#include "qemu/osdep.h"
+#include "libqtest.h"
+#include "guest-qtest.h"
+#include "guest/guest-image.h"
+
+bool guest_accel_usable(const char *accel, const char **reason)
+{
+    if (!qtest_has_accel(accel)) {
+        *reason = g_str_equal(accel, "kvm") ?
+            "KVM is not compiled in or /dev/kvm is missing" :
+            "this QEMU has no such accelerator";
+        return false;
+    }
+    if (g_str_equal(accel, "kvm") && access("/dev/kvm", R_OK | W_OK) != 0) {
+        *reason = "/dev/kvm is not accessible to this user";
+        return false;
+    }
+    return true;
+}
+
+GuestVM *guest_vm_start(const char *accel, const char *extra_args)
+{
+    GuestVM *vm = g_new0(GuestVM, 1);
+    g_autoptr(GError) err = NULL;
+    int fd;
+
+    fd = g_file_open_tmp("qtest-guest-XXXXXX.bin", &vm->image_path, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(write(fd, guest_image, sizeof(guest_image)), ==,
+                    sizeof(guest_image));
+    close(fd);
+
+    fd = g_file_open_tmp("qtest-guest-XXXXXX.log", &vm->debugcon_path, &err);
+    g_assert_no_error(err);
+    close(fd);
+
+    vm->accel = accel;
+    vm->qts = qtest_initf("-accel %s -machine pc -cpu max -m 64M "
+                          "-nodefaults -display none -bios %s "
+                          "-chardev file,id=guest-dbg,path=%s "
+                          "-device isa-debugcon,iobase=0x%x,chardev=guest-dbg "
+                          "-S %s",
+                          accel, vm->image_path, vm->debugcon_path,
+                          GUEST_DEBUGCON_PORT, extra_args ? extra_args : "");
+    return vm;
+}
+
+void guest_vm_request(GuestVM *vm, uint32_t field, uint32_t value)
+{
+    qtest_writel(vm->qts, GUEST_MAILBOX_GPA + field, value);
+}
+
+void guest_vm_resume(GuestVM *vm)
+{
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'cont' }");
+}
+
+bool guest_vm_wait_done(GuestVM *vm, unsigned timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + timeout_ms * 1000LL;
+
+    do {
+        if (qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_DONE) == GUEST_DONE) {
+            return true;
+        }
+        g_usleep(1000);
+    } while (g_get_monotonic_time() < deadline);
+    return false;
+}
+
+char *guest_vm_debugcon(GuestVM *vm)
+{
+    g_autoptr(GError) err = NULL;
+    char *text = NULL;
+
+    g_file_get_contents(vm->debugcon_path, &text, NULL, &err);
+    g_assert_no_error(err);
+    return text;
+}
+
+void guest_vm_free(GuestVM *vm)
+{
+    qtest_quit(vm->qts);
+    unlink(vm->image_path);
+    unlink(vm->debugcon_path);
+    g_free(vm->image_path);
+    g_free(vm->debugcon_path);
+    g_free(vm);
+}

@@ -1,0 +1,53 @@
+/*
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * qtest-side helpers for the freestanding test guest: pick the
+ * accelerators a test can run on, start QEMU with the guest image and a
+ * debug console, drive the guest through its RAM mailbox and collect what
+ * it printed.
+ */
+
+#ifndef TESTS_QTEST_GUEST_QTEST_H
+#define TESTS_QTEST_GUEST_QTEST_H
+
+#include "libqtest.h"
+#include "guest-abi.h"
+
+typedef struct GuestVM {
+    QTestState *qts;
+    const char *accel;
+    char *image_path;
+    char *debugcon_path;
+} GuestVM;
+
+/*
+ * Whether @accel ("kvm" or "tcg") can run the guest on this host.  When
+ * it cannot, *@reason says why, for g_test_skip().
+ */
+bool guest_accel_usable(const char *accel, const char **reason);
+
+/*
+ * Start QEMU paused (-S) on @accel with the guest as its -bios image, a
+ * debug console on port GUEST_DEBUGCON_PORT and @extra_args appended.
+ */
+GuestVM *guest_vm_start(const char *accel, const char *extra_args);
+
+/* Write a mailbox field while the VM is paused. */
+void guest_vm_request(GuestVM *vm, uint32_t field, uint32_t value);
+
+/* Let the guest run. */
+void guest_vm_resume(GuestVM *vm);
+
+/*
+ * Wait up to @timeout_ms for the guest to set MB_DONE.  Returns false on
+ * timeout, so that a test fails instead of hanging.
+ */
+bool guest_vm_wait_done(GuestVM *vm, unsigned timeout_ms);
+
+/* Everything the guest has written to its debug console so far. */
+char *guest_vm_debugcon(GuestVM *vm);
+
+/* Quit QEMU and remove the temporary files. */
+void guest_vm_free(GuestVM *vm);
+
+#endif /* TESTS_QTEST_GUEST_QTEST_H */
