@@ -6,8 +6,9 @@
  * protected mode and then 64-bit long mode, reports each stage on the
  * debug console and in its RAM mailbox (guest-abi.h), and stops in the
  * mode the qtest asked for: it writes GUEST_EXIT_OK to isa-debug-exit
- * (which ends QEMU when that device is present) and halts.  No firmware, no C runtime, no data section:
- * the image is ROM, so everything it writes lives in guest RAM.
+ * (which ends QEMU when that device is present) and halts.  No firmware,
+ * no C runtime, no data section: the image is ROM, so everything it
+ * writes lives in guest RAM.
  */
 
 #include "guest-abi.h"
@@ -149,7 +150,7 @@ build_page_tables:
         .code64
 entry64:
         movl    $GUEST_MODE_LONG64, MB(MB_STAGE)
-        movl    $msg_long64, %esi       /* zero-extends: the ROM is at 4G - 64K */
+        movl    $msg_long64, %esi       /* zero-extends: ROM is below 4G */
 1:      lodsb
         testb   %al, %al
         jz      2f

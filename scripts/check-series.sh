@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Series checks, run by the test command:
+#   1. every patch has a "subsystem: summary" subject, a body and
+#      Signed-off-by;
+#   2. the overlay and patches/overlay-files agree;
+#   3. every patch applies, in order, to pristine 10.2.2 (after the
+#      overlay is copied in);
+#   4. scripts/checkpatch.pl --strict passes on every stored patch;
+#   5. the exported series (overlay files included) passes checkpatch,
+#      applies to pristine 10.2.2 and gives exactly the prepared tree;
+#   6. an edit/save round trip with no edits leaves patches/ and the
+#      overlay byte-identical.
+#
+#   scripts/check-series.sh [--patches DIR] [--overlay DIR] [--fail-fast]
+#
+# Prints one TAP line per check; exits non-zero when any check failed.
+
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+patches=$TOP/patches
+overlay=$TOP
+fail_fast=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --patches) patches=$(cd "$2" && pwd); shift 2 ;;
+    --overlay) overlay=$(cd "$2" && pwd); shift 2 ;;
+    --fail-fast) fail_fast=1; shift ;;
+    *) die "unknown option $1" ;;
+    esac
+done
+
+export QKM_UPSTREAM_REPO QKM_SPARSE_TREES=1
+QKM_UPSTREAM_REPO=$("$TOP/scripts/upstream-repo.sh") || exit 1
+series() {
+    "$PYTHON" "$TOP/scripts/series.py" --patches "$patches" \
+        --overlay "$overlay" "$@"
+}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/check-series.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+n=0
+failed=0
+check() {
+    local what=$1 log=$tmp/log.$((n + 1))
+    shift
+    n=$((n + 1))
+    if "$@" >"$log" 2>&1; then
+        echo "ok $n - $what"
+    else
+        echo "not ok $n - $what"
+        sed 's/^/# /' "$log"
+        failed=$((failed + 1))
+        if [ $fail_fast -eq 1 ]; then
+            echo "1..$n"
+            exit 1
+        fi
+    fi
+}
+
+checkpatch_all() {
+    local tree=$1 rc=0 p
+    shift
+    for p in "$@"; do
+        case "$(basename "$p")" in
+        0000-cover-letter.patch) continue ;;
+        esac
+        if ! (cd "$tree" && ./scripts/checkpatch.pl --strict --no-color \
+                --summary-file "$p"); then
+            rc=1
+        fi
+    done
+    return $rc
+}
+
+patch_files() {
+    grep -v '^[[:space:]]*#' "$patches/series" | grep -v '^[[:space:]]*$' |
+        sed "s|^|$patches/|"
+}
+
+export_matches_prepared() {
+    series export "$tmp/export" >/dev/null || return 1
+    git clone -q --shared --no-checkout "$QKM_UPSTREAM_REPO" "$tmp/exported" ||
+        return 1
+    git -C "$tmp/exported" sparse-checkout set --no-cone '/*' '!/roms/'
+    git -C "$tmp/exported" -c advice.detachedHead=false checkout -q upstream
+    (cd "$tmp/exported" &&
+        GIT_COMMITTER_NAME=check GIT_COMMITTER_EMAIL=check@localhost \
+        git am -q --keep-cr $(ls "$tmp"/export/0*.patch |
+                              grep -v /0000-cover-letter.patch)) || return 1
+    local a b
+    a=$(series tree-id "$tmp/prepared") || return 1
+    b=$(series tree-id "$tmp/exported") || return 1
+    if [ "$a" != "$b" ]; then
+        echo "the exported series gives tree $b, the prepared tree is $a:"
+        git -C "$tmp/exported" diff --stat "$a" "$b"
+        return 1
+    fi
+}
+
+round_trip_is_identity() {
+    # Copy patches/ and the overlay, edit, save, compare byte for byte.
+    mkdir -p "$tmp/rt/overlay"
+    cp -a "$patches" "$tmp/rt/patches"
+    awk '!/^#/ && NF { print $1 }' "$patches/overlay-files" |
+        rsync -a --files-from=- "$overlay/" "$tmp/rt/overlay/"
+    "$PYTHON" "$TOP/scripts/series.py" --patches "$tmp/rt/patches" \
+        --overlay "$tmp/rt/overlay" edit "$tmp/rt/tree" || return 1
+    "$PYTHON" "$TOP/scripts/series.py" --patches "$tmp/rt/patches" \
+        --overlay "$tmp/rt/overlay" save "$tmp/rt/tree" >/dev/null || return 1
+    diff -r "$patches" "$tmp/rt/patches" || return 1
+    local f rc=0
+    while read -r f; do
+        cmp "$overlay/$f" "$tmp/rt/overlay/$f" || rc=1
+        [ "$(stat -c %a "$overlay/$f")" = "$(stat -c %a "$tmp/rt/overlay/$f")" ] ||
+            { echo "$f: mode changed"; rc=1; }
+    done < <(awk '!/^#/ && NF { print $1 }' "$patches/overlay-files")
+    # No file appeared or vanished.
+    diff <(cd "$tmp/rt/overlay" && find . -type f | sed 's|^\./||' | sort) \
+         <(awk '!/^#/ && NF { print $1 }' "$patches/overlay-files" | sort) ||
+        rc=1
+    return $rc
+}
+
+check "patch format: subject, body, Signed-off-by" series check-format
+check "overlay files and patches/overlay-files agree" series check-overlay
+check "every patch applies in order to pristine $UPSTREAM_VERSION" \
+    series prepare "$tmp/prepared"
+if [ -d "$tmp/prepared/.git" ] && [ -x "$tmp/prepared/scripts/checkpatch.pl" ]; then
+    mapfile -t stored < <(patch_files)
+    check "checkpatch.pl --strict on patches/" \
+        checkpatch_all "$tmp/prepared" "${stored[@]}"
+    check "export applies to pristine $UPSTREAM_VERSION and equals the prepared tree" \
+        export_matches_prepared
+    if [ -d "$tmp/export" ]; then
+        check "checkpatch.pl --strict on the exported series" \
+            checkpatch_all "$tmp/prepared" "$tmp"/export/0*.patch
+    fi
+fi
+check "edit/save round trip leaves patches/ and the overlay byte-identical" \
+    round_trip_is_identity
+
+echo "1..$n"
+echo "series checks: $((n - failed)) passed, $failed failed"
+[ $failed -eq 0 ]

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Tests of the series checker (scripts/check-series.sh): each case breaks
+# a copy of patches/ or of the overlay in one way and asserts that the
+# checker fails, naming the problem.  The real series passing the same
+# checker is the test command's own series check.  TAP output.
+
+set -uo pipefail
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/test-check-series.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+n=0
+failed=0
+
+# A fresh copy of patches/ and of the overlay files in $tmp/$1.
+copy_repo() {
+    local d=$tmp/$1
+    mkdir -p "$d/overlay"
+    cp -a "$TOP/patches" "$d/patches"
+    awk '!/^#/ && NF { print $1 }' "$TOP/patches/overlay-files" |
+        rsync -a --files-from=- "$TOP/" "$d/overlay/"
+}
+
+second_patch() {
+    grep -v '^#' "$1/patches/series" | grep -v '^[[:space:]]*$' | sed -n 2p
+}
+
+# expect_failure NAME PATTERN: the checker fails on $tmp/NAME and its
+# output matches PATTERN (grep -E).
+expect_failure() {
+    local name=$1 pattern=$2 out rc
+    n=$((n + 1))
+    out=$("$TOP/scripts/check-series.sh" --fail-fast \
+          --patches "$tmp/$name/patches" --overlay "$tmp/$name/overlay" 2>&1)
+    rc=$?
+    if [ $rc -ne 0 ] && grep -qE -- "$pattern" <<<"$out"; then
+        echo "ok $n - checker rejects: $name"
+    else
+        echo "not ok $n - checker rejects: $name (exit $rc, wanted /$pattern/)"
+        sed 's/^/# /' <<<"$out"
+        failed=$((failed + 1))
+    fi
+}
+
+# 1. A hunk whose context no longer matches pristine 10.2.2.
+copy_repo broken-hunk
+p=$tmp/broken-hunk/patches/$(second_patch "$tmp/broken-hunk")
+sed -i '0,/^ qtest_executables = {}$/s//  qtest_executables = {}/' "$p"
+expect_failure broken-hunk "not ok 3 - every patch applies.*|does not apply"
+
+# 2. No Signed-off-by.
+copy_repo no-signoff
+p=$tmp/no-signoff/patches/$(second_patch "$tmp/no-signoff")
+sed -i '/^Signed-off-by: /d' "$p"
+expect_failure no-signoff "no Signed-off-by: line"
+
+# 3. A subject that is not "subsystem: summary".
+copy_repo bad-subject
+p=$tmp/bad-subject/patches/$(second_patch "$tmp/bad-subject")
+sed -i 's/^Subject: \[PATCH\] tests\/qtest: /Subject: [PATCH] /' "$p"
+expect_failure bad-subject "is not 'subsystem: summary'"
+
+# 4. No body.
+copy_repo no-body
+p=$tmp/no-body/patches/$(second_patch "$tmp/no-body")
+awk 'BEGIN { skip = 0 }
+     /^$/ && !seen { print; skip = 1; seen = 1; next }
+     skip && /^Signed-off-by: / { skip = 0 }
+     !skip { print }' "$p" > "$p.new" && mv "$p.new" "$p"
+expect_failure no-body "no body explaining the change"
+
+# 5. A checkpatch error in an added line (trailing whitespace).
+copy_repo checkpatch-error
+p=$tmp/checkpatch-error/patches/$(second_patch "$tmp/checkpatch-error")
+sed -i "s/^+subdir('guest')$/+subdir('guest')   /" "$p"
+expect_failure checkpatch-error "not ok 4 - checkpatch.*|trailing whitespace"
+
+# 6. A checkpatch error in an overlay file (only the export shows it).
+copy_repo overlay-style
+f=$tmp/overlay-style/overlay/tests/qtest/guest/guest-qtest.c
+printf 'static int overlay_style_error(void) { return 0;}\n' >> "$f"
+expect_failure overlay-style "not ok 6 - checkpatch.pl --strict on the exported series"
+
+# 7. An overlay file that no patch owns.
+copy_repo unowned-file
+echo '/* stray */' > "$tmp/unowned-file/overlay/tests/qtest/guest/stray.c"
+expect_failure unowned-file "tests/qtest/guest/stray.c is an overlay file but no patch owns it"
+
+# 8. A series entry whose file is missing.
+copy_repo missing-patch
+echo "0099-missing.patch" >> "$tmp/missing-patch/patches/series"
+expect_failure missing-patch "lists 0099-missing.patch, which does not exist"
+
+echo "1..$n"
+echo "series checker tests: $((n - failed)) passed, $failed failed"
+[ $failed -eq 0 ]
