@@ -1,0 +1,56 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# The project's entry points; the work is done by scripts/.  See README.md.
+#
+#   make            build the patched QEMU and boot the demo guest
+#   make check      the test command: build, unit tests, qtests, series checks
+#   make pristine   build pristine QEMU 10.2.2 (same options) for comparisons
+#   make series     export the full series to build/series/
+#   make edit       a git work tree with the series as commits (build/edit)
+#   make save       write build/edit back to patches/ and the overlay
+#   make deps       install what is missing (as root)
+#   make clean      remove build/ (the download cache stays)
+
+-include config.mk
+
+export QKM_CACHE_DIR QKM_BUILD_DIR QKM_CONFIGURE_ARGS
+
+BUILD_DIR ?= $(if $(QKM_BUILD_DIR),$(QKM_BUILD_DIR),$(CURDIR)/build)
+EDIT_DIR ?= $(BUILD_DIR)/edit
+SERIES_DIR ?= $(BUILD_DIR)/series
+
+.PHONY: all demo check pristine series edit save deps clean
+
+all: demo
+
+demo:
+	scripts/run-demo.sh
+
+check:
+	scripts/check.sh
+
+pristine:
+	scripts/build.sh pristine
+
+series: deps
+	QKM_UPSTREAM_REPO=$$(scripts/upstream-repo.sh) && \
+	    /usr/bin/python3 scripts/series.py export $(SERIES_DIR)
+
+edit: deps
+	@if [ -d $(EDIT_DIR) ]; then \
+	    echo "error: $(EDIT_DIR) exists; 'make save' it or remove it first" >&2; \
+	    exit 1; \
+	fi
+	QKM_UPSTREAM_REPO=$$(scripts/upstream-repo.sh) && \
+	    /usr/bin/python3 scripts/series.py edit $(EDIT_DIR)
+	@echo "Edit the commits in $(EDIT_DIR) with git, then run 'make save'."
+
+save:
+	QKM_UPSTREAM_REPO=$$(scripts/upstream-repo.sh) && \
+	    /usr/bin/python3 scripts/series.py save $(EDIT_DIR)
+
+deps:
+	scripts/install-deps.sh
+
+clean:
+	rm -rf $(BUILD_DIR)

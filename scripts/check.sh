@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# The test command (make check): build the patched QEMU and run
+#   - the project's unit tests and qtests,
+#   - a chosen set of upstream x86 qtests that exercise the code the
+#     series touches (the list below says why each is there),
+#   - the series checks (scripts/check-series.sh) and the tests of the
+#     series checker (tests/series/).
+# Ends with one line "check: N passed, N failed, N skipped" and exits
+# non-zero when anything failed.
+
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+# The project's own tests (overlay files under tests/).
+PROJECT_QTESTS=(
+    guest-modes-test    # the test guest reaches every CPU mode, KVM and TCG
+)
+PROJECT_UNIT_TESTS=()
+
+# Upstream qtests run against the patched binary, and why.
+UPSTREAM_QTESTS=(
+    test-hmp            # HMP memsave/pmemsave/info mtree: QEMU's own
+                        # accesses to guest memory
+    qmp-cmd-test        # every query-* command (query-status, query-memdev)
+    numa-test           # memory backends and memdev-backed RAM blocks
+    vmgenid-test        # boots SeaBIOS on KVM (TCG without it) and reads
+                        # guest RAM through qtest: the vCPU run loop
+    cpu-plug-test       # vCPU creation: KVM vCPU set-up paths
+    q35-test            # PAM/SMRAM remapping: RAM versus ROM/MMIO lookups
+    qmp-test            # QMP basics: events, capabilities, errors
+    machine-none-test   # start-up without a machine
+)
+
+tests_passed=0
+tests_failed=0
+tests_skipped=0
+status=0
+
+targets=(qemu-system-x86_64)
+for t in "${PROJECT_QTESTS[@]}" "${UPSTREAM_QTESTS[@]}"; do
+    targets+=("tests/qtest/$t")
+done
+for t in "${PROJECT_UNIT_TESTS[@]}"; do
+    targets+=("tests/unit/$t")
+done
+
+if ! "$TOP/scripts/build.sh" patched "${targets[@]}"; then
+    echo "check: build failed"
+    echo "check: 0 passed, 1 failed"
+    exit 1
+fi
+
+# --- meson tests ---------------------------------------------------------
+names=()
+for t in "${PROJECT_UNIT_TESTS[@]}"; do names+=("unit/$t"); done
+for t in "${PROJECT_QTESTS[@]}" "${UPSTREAM_QTESTS[@]}"; do
+    names+=("qtest-x86_64/$t")
+done
+note "running ${#names[@]} unit tests and qtests"
+(cd "$BUILD_ROOT/qemu" &&
+    meson test --no-rebuild --print-errorlogs --num-processes 2 "${names[@]}")
+[ $? -eq 0 ] || status=1
+json=$BUILD_ROOT/qemu/meson-logs/testlog.json
+if [ -f "$json" ]; then
+    read -r p f s < <("$PYTHON" - "$json" <<'PY'
+import json, sys
+p = f = s = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)["result"]
+    if r in ("OK", "EXPECTEDFAIL"):
+        p += 1
+    elif r == "SKIP":
+        s += 1
+    else:
+        f += 1
+print(p, f, s)
+PY
+)
+    tests_passed=$((tests_passed + p))
+    tests_failed=$((tests_failed + f))
+    tests_skipped=$((tests_skipped + s))
+fi
+
+# --- series checks and the checker's own tests ----------------------------
+run_tap() {
+    local out rc ok bad
+    out=$("$@" 2>&1)
+    rc=$?
+    printf '%s\n' "$out"
+    ok=$(grep -c '^ok ' <<<"$out")
+    bad=$(grep -c '^not ok ' <<<"$out")
+    if [ $rc -ne 0 ] && [ "$bad" -eq 0 ]; then
+        bad=1       # failed before it could report
+    fi
+    tests_passed=$((tests_passed + ok))
+    tests_failed=$((tests_failed + bad))
+    [ $rc -eq 0 ] || status=1
+}
+note "series checks"
+run_tap "$TOP/scripts/check-series.sh"
+note "tests of the series checker"
+run_tap "$TOP/tests/series/test-check-series.sh"
+
+echo "check: $tests_passed passed, $tests_failed failed, $tests_skipped skipped"
+exit $status
