@@ -48,7 +48,7 @@ entry16:
         jmp     1b
 2:
         cmpl    $GUEST_MODE_REAL, MB(MB_REQ_MODE)
-        je      done16
+        je      op16
 
         /* Enter 32-bit flat protected mode. */
         lgdtl   %cs:ROFF(gdt_desc)
@@ -57,6 +57,44 @@ entry16:
         movl    %eax, %cr0
         ljmpl   $GUEST_SEL_CODE32, $entry32
 
+/*
+ * Real-mode touch: FS:BX (and ES:DI for insb) address MB_REQ_ADDR, which
+ * must be below 1 MiB.
+ */
+op16:
+        movl    MB(MB_REQ_ADDR), %eax
+        movl    %eax, %ebx
+        shrl    $4, %eax
+        movw    %ax, %fs
+        movw    %ax, %es
+        andw    $0xf, %bx
+        movl    MB(MB_REQ_OP), %ecx
+        jecxz   done16
+        movl    $GUEST_OP_MARK, MB(MB_OP_STARTED)
+        cmpl    $GUEST_OP_READ, %ecx
+        jne     1f
+        movzbl  %fs:(%bx), %eax
+        movl    %eax, MB(MB_OP_VALUE)
+        jmp     9f
+1:      cmpl    $GUEST_OP_WRITE, %ecx
+        jne     2f
+        movb    $GUEST_WRITE_BYTE, %fs:(%bx)
+        jmp     9f
+2:      cmpl    $GUEST_OP_FETCH, %ecx
+        jne     3f
+        movw    %bx, MB(MB_FAR_PTR)
+        movw    %fs, MB(MB_FAR_PTR) + 2
+        lcallw  *MB(MB_FAR_PTR)
+        jmp     9f
+3:      cmpl    $GUEST_OP_INSB, %ecx
+        jne     9f
+        movw    %bx, %di
+        movl    MB(MB_REQ_COUNT), %ecx
+        movw    $GUEST_DEBUGCON_PORT, %dx
+        rep insb
+9:      movl    $GUEST_OP_MARK, MB(MB_OP_DONE)
+        xorw    %ax, %ax
+        movw    %ax, %es
 done16:
         movl    $GUEST_DONE, MB(MB_DONE)
         movw    $GUEST_EXIT_PORT, %dx
@@ -82,7 +120,10 @@ entry32:
         call    puts32
 
         cmpl    $GUEST_MODE_PROT32, MB(MB_REQ_MODE)
-        je      done32
+        jne     1f
+        call    op32
+        jmp     done32
+1:
 
         call    build_page_tables
         movl    %cr4, %eax
@@ -105,6 +146,34 @@ done32:
         outl    %eax, $GUEST_EXIT_PORT
 1:      hlt
         jmp     1b
+
+/* The requested touch, in 32-bit protected mode. */
+op32:
+        movl    MB(MB_REQ_ADDR), %ebx
+        movl    MB(MB_REQ_OP), %ecx
+        jecxz   9f
+        movl    $GUEST_OP_MARK, MB(MB_OP_STARTED)
+        cmpl    $GUEST_OP_READ, %ecx
+        jne     1f
+        movzbl  (%ebx), %eax
+        movl    %eax, MB(MB_OP_VALUE)
+        jmp     8f
+1:      cmpl    $GUEST_OP_WRITE, %ecx
+        jne     2f
+        movb    $GUEST_WRITE_BYTE, (%ebx)
+        jmp     8f
+2:      cmpl    $GUEST_OP_FETCH, %ecx
+        jne     3f
+        call    *%ebx
+        jmp     8f
+3:      cmpl    $GUEST_OP_INSB, %ecx
+        jne     8f
+        movl    %ebx, %edi
+        movl    MB(MB_REQ_COUNT), %ecx
+        movw    $GUEST_DEBUGCON_PORT, %dx
+        rep insb
+8:      movl    $GUEST_OP_MARK, MB(MB_OP_DONE)
+9:      ret
 
 /* Write the NUL-terminated string at %esi to the debug console. */
 puts32:
@@ -157,6 +226,32 @@ entry64:
         outb    %al, $GUEST_DEBUGCON_PORT
         jmp     1b
 2:
+        /* The requested touch, in 64-bit mode. */
+        movl    MB(MB_REQ_ADDR), %ebx   /* zero-extends into %rbx */
+        movl    MB(MB_REQ_OP), %ecx
+        jecxz   9f
+        movl    $GUEST_OP_MARK, MB(MB_OP_STARTED)
+        cmpl    $GUEST_OP_READ, %ecx
+        jne     4f
+        movzbl  (%rbx), %eax
+        movl    %eax, MB(MB_OP_VALUE)
+        jmp     8f
+4:      cmpl    $GUEST_OP_WRITE, %ecx
+        jne     5f
+        movb    $GUEST_WRITE_BYTE, (%rbx)
+        jmp     8f
+5:      cmpl    $GUEST_OP_FETCH, %ecx
+        jne     6f
+        call    *%rbx
+        jmp     8f
+6:      cmpl    $GUEST_OP_INSB, %ecx
+        jne     8f
+        movq    %rbx, %rdi
+        movl    MB(MB_REQ_COUNT), %ecx
+        movw    $GUEST_DEBUGCON_PORT, %dx
+        rep insb
+8:      movl    $GUEST_OP_MARK, MB(MB_OP_DONE)
+9:
         movl    $GUEST_DONE, MB(MB_DONE)
         movl    $GUEST_EXIT_OK, %eax
         outl    %eax, $GUEST_EXIT_PORT

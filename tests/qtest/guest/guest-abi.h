@@ -29,7 +29,29 @@
 #define MB_STAGE                0x04    /* u32: deepest GUEST_MODE_* reached */
 #define MB_REQ_MODE             0x08    /* u32: mode to stop in; 0 = long */
 #define MB_DONE                 0x0c    /* u32: GUEST_DONE when finished */
+#define MB_REQ_OP               0x10    /* u32: GUEST_OP_*, done in that mode */
+#define MB_REQ_ADDR             0x14    /* u32: physical address to touch */
+#define MB_REQ_COUNT            0x18    /* u32: bytes for GUEST_OP_INSB */
+#define MB_OP_STARTED           0x1c    /* u32: GUEST_OP_MARK before the op */
+#define MB_OP_DONE              0x20    /* u32: GUEST_OP_MARK after the op */
+#define MB_OP_VALUE             0x24    /* u32: byte read by GUEST_OP_READ */
+#define MB_FAR_PTR              0x28    /* u32: scratch for real-mode lcall */
 #define MB_SIZE                 0x40
+
+/*
+ * Operations on MB_REQ_ADDR, done once the requested mode is reached.
+ * All page tables identity-map, so the address is also the GPA.  In real
+ * mode it must be below 1 MiB.
+ */
+#define GUEST_OP_NONE           0
+#define GUEST_OP_READ           1   /* movb (addr), %al */
+#define GUEST_OP_WRITE          2   /* movb $GUEST_WRITE_BYTE, (addr) */
+#define GUEST_OP_FETCH          3   /* call addr (put a ret there) */
+#define GUEST_OP_INSB           4   /* rep insb from GUEST_DEBUGCON_PORT */
+#define GUEST_OP_MAX            4
+
+#define GUEST_OP_MARK           0x4b4f4f54  /* "TOOK" */
+#define GUEST_WRITE_BYTE        0x5a
 
 #define GUEST_MAGIC             0x424c4751  /* "QGLB" */
 #define GUEST_DONE              0x454e4f44  /* "DONE" */
