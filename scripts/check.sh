@@ -16,6 +16,7 @@ set -uo pipefail
 # The project's own tests (overlay files under tests/).
 PROJECT_QTESTS=(
     guest-modes-test    # the test guest reaches every CPU mode, KVM and TCG
+    memory-fault-test   # one report for every guest-memory fault
 )
 PROJECT_UNIT_TESTS=()
 

@@ -245,11 +245,25 @@ entry64:
         call    *%rbx
         jmp     8f
 6:      cmpl    $GUEST_OP_INSB, %ecx
-        jne     8f
+        jne     7f
         movq    %rbx, %rdi
         movl    MB(MB_REQ_COUNT), %ecx
         movw    $GUEST_DEBUGCON_PORT, %dx
         rep insb
+        jmp     8f
+7:      cmpl    $GUEST_OP_PIO_LOOP, %ecx
+        jne     10f
+        movl    MB(MB_REQ_COUNT), %ecx
+11:     outb    %al, $GUEST_PIO_LOOP_PORT
+        decl    %ecx
+        jnz     11b
+        jmp     8f
+10:     cmpl    $GUEST_OP_MMIO_LOOP, %ecx
+        jne     8f
+        movl    MB(MB_REQ_COUNT), %ecx
+12:     movl    (%rbx), %eax
+        decl    %ecx
+        jnz     12b
 8:      movl    $GUEST_OP_MARK, MB(MB_OP_DONE)
 9:
         movl    $GUEST_DONE, MB(MB_DONE)

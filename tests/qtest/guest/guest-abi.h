@@ -49,6 +49,11 @@
 #define GUEST_OP_FETCH          3   /* call addr (put a ret there) */
 #define GUEST_OP_INSB           4   /* rep insb from GUEST_DEBUGCON_PORT */
 #define GUEST_OP_MAX            4
+/* Loops for benchmarks, 64-bit mode only: MB_REQ_COUNT iterations. */
+#define GUEST_OP_PIO_LOOP       5   /* outb to GUEST_PIO_LOOP_PORT */
+#define GUEST_OP_MMIO_LOOP      6   /* readl from MB_REQ_ADDR (a device) */
+
+#define GUEST_PIO_LOOP_PORT     0x80
 
 #define GUEST_OP_MARK           0x4b4f4f54  /* "TOOK" */
 #define GUEST_WRITE_BYTE        0x5a

@@ -26,8 +26,17 @@ bool guest_accel_usable(const char *accel, const char **reason)
 
 GuestVM *guest_vm_start(const char *accel, const char *extra_args)
 {
+    GuestVMConfig cfg = { .accel = accel, .extra_args = extra_args };
+
+    return guest_vm_start_config(&cfg);
+}
+
+GuestVM *guest_vm_start_config(const GuestVMConfig *cfg)
+{
     GuestVM *vm = g_new0(GuestVM, 1);
     g_autoptr(GError) err = NULL;
+    g_autofree char *memory = NULL;
+    g_autofree char *redirect = NULL;
     int fd;
 
     fd = g_file_open_tmp("qtest-guest-XXXXXX.bin", &vm->image_path, &err);
@@ -40,15 +49,41 @@ GuestVM *guest_vm_start(const char *accel, const char *extra_args)
     g_assert_no_error(err);
     close(fd);
 
-    vm->accel = accel;
-    vm->qts = qtest_initf("-accel %s -machine pc -cpu max -m 64M "
+    if (cfg->capture_stderr) {
+        fd = g_file_open_tmp("qtest-guest-XXXXXX.err", &vm->stderr_path,
+                             &err);
+        g_assert_no_error(err);
+        close(fd);
+        /* libqtest runs QEMU through sh -c: a redirection works. */
+        redirect = g_strdup_printf("2>%s", vm->stderr_path);
+    }
+    if (cfg->memory) {
+        memory = g_strdup_printf("-object %s -machine memory-backend=ram0",
+                                 cfg->memory);
+    }
+
+    vm->accel = cfg->accel;
+    vm->qts = qtest_initf("-accel %s -machine pc -cpu max -m 64M %s "
                           "-nodefaults -display none -bios %s "
                           "-chardev file,id=guest-dbg,path=%s "
                           "-device isa-debugcon,iobase=0x%x,chardev=guest-dbg "
-                          "-S %s",
-                          accel, vm->image_path, vm->debugcon_path,
-                          GUEST_DEBUGCON_PORT, extra_args ? extra_args : "");
+                          "-S %s %s",
+                          cfg->accel, memory ? memory : "", vm->image_path,
+                          vm->debugcon_path, GUEST_DEBUGCON_PORT,
+                          cfg->extra_args ? cfg->extra_args : "",
+                          redirect ? redirect : "");
     return vm;
+}
+
+char *guest_vm_stderr(GuestVM *vm)
+{
+    g_autoptr(GError) err = NULL;
+    char *text = NULL;
+
+    g_assert(vm->stderr_path);
+    g_file_get_contents(vm->stderr_path, &text, NULL, &err);
+    g_assert_no_error(err);
+    return text;
 }
 
 void guest_vm_request(GuestVM *vm, uint32_t field, uint32_t value)
@@ -89,7 +124,11 @@ void guest_vm_free(GuestVM *vm)
     qtest_quit(vm->qts);
     unlink(vm->image_path);
     unlink(vm->debugcon_path);
+    if (vm->stderr_path) {
+        unlink(vm->stderr_path);
+    }
     g_free(vm->image_path);
     g_free(vm->debugcon_path);
+    g_free(vm->stderr_path);
     g_free(vm);
 }

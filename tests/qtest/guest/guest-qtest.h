@@ -18,7 +18,20 @@ typedef struct GuestVM {
     const char *accel;
     char *image_path;
     char *debugcon_path;
+    char *stderr_path;          /* NULL unless stderr is captured */
 } GuestVM;
+
+typedef struct GuestVMConfig {
+    const char *accel;          /* "kvm" or "tcg" */
+    /*
+     * A memory backend with id=ram0 to use as the machine's RAM (64 MiB),
+     * e.g. "memory-backend-file,id=ram0,size=64M,mem-path=...,share=on";
+     * NULL for the default.
+     */
+    const char *memory;
+    const char *extra_args;
+    bool capture_stderr;        /* QEMU's stderr into a file */
+} GuestVMConfig;
 
 /*
  * Whether @accel ("kvm" or "tcg") can run the guest on this host.  When
@@ -31,6 +44,12 @@ bool guest_accel_usable(const char *accel, const char **reason);
  * debug console on port GUEST_DEBUGCON_PORT and @extra_args appended.
  */
 GuestVM *guest_vm_start(const char *accel, const char *extra_args);
+
+/* The same, with a memory backend and stderr capture. */
+GuestVM *guest_vm_start_config(const GuestVMConfig *cfg);
+
+/* What QEMU wrote to stderr so far (capture_stderr only). */
+char *guest_vm_stderr(GuestVM *vm);
 
 /* Write a mailbox field while the VM is paused. */
 void guest_vm_request(GuestVM *vm, uint32_t field, uint32_t value);

@@ -1,0 +1,290 @@
+/*
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * The KVM side of the guest-memory fault report (system/
+ * guest-memory-fault.c): how each KVM_RUN outcome that can mean "this
+ * guest memory has no host backing" is recognised, given the details KVM
+ * provides, and turned into the one report.  Called from kvm_cpu_exec()
+ * on the vCPU thread, without the BQL.
+ */
+
+#include "qemu/osdep.h"
+#include <linux/kvm.h>
+#include "qemu/bitops.h"
+#include "qemu/rcu.h"
+#include "qemu/thread.h"
+#include "hw/core/cpu.h"
+#include "system/address-spaces.h"
+#include "system/guest-memory-fault.h"
+#include "system/kvm.h"
+#include "system/memory.h"
+#include "system/ramblock.h"
+#include "kvm-memory-fault.h"
+#include "trace.h"
+
+/* Same emulation failure at the same address this often: stop the VM. */
+#define EMULATION_FAILURE_REPEAT_LIMIT 16
+
+typedef struct VcpuFaultState {
+    /* The last emulation failure that was not fatal. */
+    uint64_t emu_pc;
+    unsigned emu_repeats;
+    /* The last KVM_EXIT_MEMORY_FAULT that QEMU resolved by converting. */
+    bool has_converted;
+    uint64_t conv_gpa, conv_size, conv_flags;
+} VcpuFaultState;
+
+static QemuMutex state_lock;
+static GHashTable *vcpu_state;
+
+static void __attribute__((constructor)) kvm_memory_fault_init_lock(void)
+{
+    qemu_mutex_init(&state_lock);
+}
+
+static VcpuFaultState *get_state(CPUState *cpu)
+{
+    VcpuFaultState *s;
+
+    qemu_mutex_lock(&state_lock);
+    if (!vcpu_state) {
+        vcpu_state = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+    }
+    s = g_hash_table_lookup(vcpu_state, GINT_TO_POINTER(cpu->cpu_index));
+    if (!s) {
+        s = g_new0(VcpuFaultState, 1);
+        g_hash_table_insert(vcpu_state, GINT_TO_POINTER(cpu->cpu_index), s);
+    }
+    qemu_mutex_unlock(&state_lock);
+    return s;
+}
+
+static void set_page_range(GuestMemoryFault *f, hwaddr gpa)
+{
+    uint64_t page = f->block ? qemu_ram_pagesize(f->block)
+                             : qemu_real_host_page_size();
+
+    f->gpa = QEMU_ALIGN_DOWN(gpa, page);
+    f->offset = QEMU_ALIGN_DOWN(f->offset, page);
+    f->size = page;
+    f->has_gpa = true;
+}
+
+void kvm_memory_fault_on_efault(CPUState *cpu)
+{
+    GuestMemoryFault f;
+
+    /*
+     * KVM says nothing but EFAULT (kvm_run's exit fields are stale): look
+     * for RAM whose backing is gone, without touching it.
+     */
+    guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_KVM_RUN,
+                            cpu->cpu_index);
+    if (!guest_memory_find_unbacked(&f)) {
+        guest_memory_fault_cleanup(&f);
+        guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_KVM_RUN,
+                                cpu->cpu_index);
+        f.cause_detail = g_strdup("KVM_RUN failed with EFAULT and no "
+                                  "RAM block has lost its backing");
+    }
+    guest_memory_fault_report(&f);
+    guest_memory_fault_cleanup(&f);
+}
+
+bool kvm_memory_fault_check_mmio(CPUState *cpu, uint64_t gpa, bool is_write,
+                                 MemTxAttrs attrs)
+{
+    GuestMemoryFault f;
+    MemoryRegion *mr;
+    hwaddr xlat, len = 1;
+
+    /*
+     * The ordinary MMIO exit hits a device: one flatview lookup, and out.
+     * Only an exit at a RAM address (how some KVM hosts report an access
+     * to a RAM page they could not fault in; also memslot-update races and
+     * writes to ROM) goes further.
+     */
+    WITH_RCU_READ_LOCK_GUARD() {
+        mr = address_space_translate(&address_space_memory, gpa, &xlat,
+                                     &len, is_write, attrs);
+        if (likely(!memory_region_is_ram(mr))) {
+            return false;
+        }
+    }
+
+    guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_KVM_MMIO_EXIT,
+                            cpu->cpu_index);
+    f.access = is_write ? GUEST_MEMORY_ACCESS_WRITE : GUEST_MEMORY_ACCESS_READ;
+    if (!guest_memory_gpa_is_unbacked(gpa, &f)) {
+        /* Backed: a legitimate exit, served as usual. */
+        trace_kvm_memory_fault_mmio_in_ram(gpa, is_write);
+        return false;
+    }
+    set_page_range(&f, gpa);
+    guest_memory_fault_report(&f);
+    guest_memory_fault_cleanup(&f);
+    return true;
+}
+
+bool kvm_memory_fault_on_emulation_failure(CPUState *cpu,
+                                           struct kvm_run *run,
+                                           bool *stop)
+{
+    VcpuFaultState *s = get_state(cpu);
+    GuestMemoryFault f;
+    MemTxAttrs attrs;
+    hwaddr phys;
+    vaddr pc;
+
+    *stop = false;
+    if (run->internal.suberror != KVM_INTERNAL_ERROR_EMULATION) {
+        return false;
+    }
+    kvm_cpu_synchronize_state(cpu);
+    pc = cpu->cc->get_pc(cpu);
+
+    /* A failure that keeps coming back at the same place never ends. */
+    if (s->emu_repeats && s->emu_pc == pc) {
+        if (++s->emu_repeats >= EMULATION_FAILURE_REPEAT_LIMIT) {
+            *stop = true;
+        }
+    } else {
+        s->emu_pc = pc;
+        s->emu_repeats = 1;
+    }
+    trace_kvm_memory_fault_emulation_failure(pc, s->emu_repeats);
+
+    if (run->internal.ndata >= 2 &&
+        (run->internal.data[0] &
+         KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES) &&
+        run->internal.data[1] != 0) {
+        /* KVM fetched the instruction: not a fetch from unbacked RAM. */
+        return false;
+    }
+    phys = cpu_get_phys_page_attrs_debug(cpu, pc, &attrs);
+    if (phys == -1) {
+        return false;
+    }
+    guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_KVM_EMULATION_FAILURE,
+                            cpu->cpu_index);
+    f.access = GUEST_MEMORY_ACCESS_FETCH;
+    if (!guest_memory_gpa_is_unbacked(phys, &f)) {
+        return false;
+    }
+    set_page_range(&f, phys);
+    guest_memory_fault_report(&f);
+    guest_memory_fault_cleanup(&f);
+    *stop = true;
+    return true;
+}
+
+/* Does the guest_memfd page at @offset of @rb differ from @to_private? */
+static bool attribute_differs(RAMBlock *rb, ram_addr_t offset,
+                              bool to_private)
+{
+    RamBlockAttributes *attr = rb->attributes;
+    unsigned long bit;
+    bool shared;
+
+    if (!attr || !attr->bitmap) {
+        return true;
+    }
+    bit = offset / qemu_real_host_page_size();
+    if (bit >= attr->bitmap_size) {
+        return true;
+    }
+    shared = test_bit(bit, attr->bitmap);
+    return to_private ? shared : !shared;
+}
+
+int kvm_memory_fault_exit(CPUState *cpu, struct kvm_run *run)
+{
+    VcpuFaultState *s = get_state(cpu);
+    uint64_t gpa = run->memory_fault.gpa;
+    uint64_t size = run->memory_fault.size;
+    uint64_t flags = run->memory_fault.flags;
+    bool to_private = flags & KVM_MEMORY_EXIT_FLAG_PRIVATE;
+    MemoryRegionSection section;
+    GuestMemoryFault f;
+    const char *why = NULL;
+    bool repeat;
+    int ret;
+
+    repeat = s->has_converted && s->conv_gpa == gpa &&
+             s->conv_size == size && s->conv_flags == flags;
+    s->has_converted = false;
+
+    guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_KVM_MEMORY_FAULT_EXIT,
+                            cpu->cpu_index);
+    guest_memory_fault_set_gpa(&f, gpa, size);
+    f.is_private = to_private;
+
+    section = memory_region_find(get_system_memory(), gpa, size ? size : 1);
+    if (flags & ~KVM_MEMORY_EXIT_FLAG_PRIVATE) {
+        why = "KVM_EXIT_MEMORY_FAULT with flags QEMU does not know";
+    } else if (repeat) {
+        why = "the same fault came back right after QEMU converted the "
+              "range";
+    } else if (!section.mr) {
+        if (!to_private) {
+            /*
+             * Guests (TDX OVMF) ask for MMIO ranges to be shared: nothing
+             * to do, and a repeat is caught above.
+             */
+            s->has_converted = true;
+            s->conv_gpa = gpa;
+            s->conv_size = size;
+            s->conv_flags = flags;
+            return 0;
+        }
+        why = "no RAM at this guest physical address";
+    } else if (!memory_region_has_guest_memfd(section.mr)) {
+        if (!to_private && !memory_region_is_ram(section.mr) &&
+            !memory_region_is_ram_device(section.mr) &&
+            !memory_region_is_rom(section.mr) &&
+            !memory_region_is_romd(section.mr)) {
+            /* MMIO asked to be shared, as above. */
+            memory_region_unref(section.mr);
+            s->has_converted = true;
+            s->conv_gpa = gpa;
+            s->conv_size = size;
+            s->conv_flags = flags;
+            return 0;
+        }
+        why = "the memory is not backed by guest_memfd, so it cannot be "
+              "converted between private and shared";
+    } else if (!attribute_differs(section.mr->ram_block,
+                                  section.offset_within_region, to_private)) {
+        why = to_private ? "the memory is already private" :
+                           "the memory is already shared";
+    }
+    if (section.mr) {
+        memory_region_unref(section.mr);
+    }
+
+    if (!why) {
+        trace_kvm_memory_fault_convert(gpa, size, to_private);
+        ret = kvm_convert_memory(gpa, size, to_private);
+        if (ret == 0) {
+            s->has_converted = true;
+            s->conv_gpa = gpa;
+            s->conv_size = size;
+            s->conv_flags = flags;
+            return 0;
+        }
+        why = "converting the range failed";
+    }
+
+    guest_memory_fault_probe(&f);
+    if (f.cause == GUEST_MEMORY_FAULT_CAUSE_UNKNOWN ||
+        f.cause == GUEST_MEMORY_FAULT_CAUSE_NO_MEMSLOT) {
+        if (f.block) {
+            f.cause = GUEST_MEMORY_FAULT_CAUSE_PRIVATE_SHARED_MISMATCH;
+        }
+        g_free(f.cause_detail);
+        f.cause_detail = g_strdup(why);
+    }
+    guest_memory_fault_report(&f);
+    guest_memory_fault_cleanup(&f);
+    return -1;
+}

@@ -1,0 +1,43 @@
+/*
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * KVM_RUN outcomes that can mean "guest memory without host backing",
+ * turned into the one guest-memory fault report
+ * (include/system/guest-memory-fault.h).  Internal to accel/kvm.
+ */
+
+#ifndef ACCEL_KVM_MEMORY_FAULT_H
+#define ACCEL_KVM_MEMORY_FAULT_H
+
+#include <linux/kvm.h>
+#include "exec/memattrs.h"
+
+/* KVM_RUN failed with bare EFAULT: find and report what is unbacked. */
+void kvm_memory_fault_on_efault(CPUState *cpu);
+
+/*
+ * Before serving an MMIO exit at @gpa: if @gpa is RAM whose page has no
+ * backing, report it and return true (the exit must not be served: that
+ * would fault in QEMU).  False for everything else, at the cost of one
+ * flatview lookup.
+ */
+bool kvm_memory_fault_check_mmio(CPUState *cpu, uint64_t gpa, bool is_write,
+                                 MemTxAttrs attrs);
+
+/*
+ * An emulation failure: returns true if it was an instruction fetch from
+ * unbacked RAM (reported).  *@stop is set when the VM must stop even
+ * where QEMU would re-enter (the same failure at the same address over
+ * and over).
+ */
+bool kvm_memory_fault_on_emulation_failure(CPUState *cpu,
+                                           struct kvm_run *run, bool *stop);
+
+/*
+ * KVM_EXIT_MEMORY_FAULT: convert the range when that is a real
+ * private/shared conversion request QEMU can satisfy (returns 0);
+ * otherwise report it and return -1.
+ */
+int kvm_memory_fault_exit(CPUState *cpu, struct kvm_run *run);
+
+#endif /* ACCEL_KVM_MEMORY_FAULT_H */

@@ -1,0 +1,614 @@
+/*
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * Guest-memory faults: whatever takes away the host backing of guest RAM
+ * and however the access reaches QEMU, QEMU prints "error: <accel> run
+ * failed Bad address" and one detail line, emits GUEST_MEMORY_FAULT with
+ * the exact page, block, offset, backing and cause, stops the VM with
+ * run state internal-error, and keeps answering QMP.  Pristine QEMU
+ * 10.2.2 dies with SIGBUS (or prints a misleading emulation failure) in
+ * every one of these cases.
+ *
+ * Matrix: cause (backing file truncated; tmpfs full, in a private mount
+ * namespace, root only; memfd truncated) x access (read, write,
+ * instruction fetch, rep insb) x CPU mode (real, 32-bit protected, 64-bit
+ * long) x accelerator (KVM when /dev/kvm works, TCG).  Also: QEMU's own
+ * access (pmemsave) after truncation, the backing-file watch (on by
+ * default, off by option, bad option value), and the start-up warning
+ * for a filesystem with too little space.
+ *
+ * The path a fault takes depends on the host kernel: this project's
+ * PVM-backed KVM turns the access into an MMIO exit at the RAM address
+ * (or an emulation failure for a fetch), VMX/SVM hosts fail KVM_RUN with
+ * EFAULT, TCG takes SIGBUS.  The test accepts each documented path and
+ * checks the fields that path can know (../shared/KERNEL-API.md s. 4, 6).
+ */
+
+#include "qemu/osdep.h"
+#include <sys/mount.h>
+#include <sys/statvfs.h>
+#include "libqtest.h"
+#include "qobject/qdict.h"
+#include "guest/guest-qtest.h"
+
+#define RAM_SIZE            (64 * 1024 * 1024)
+/* What is left of the backing: the guest's own pages (stack, tables). */
+#define KEEP_SIZE           0x80000
+#define TARGET_REAL         0x90000     /* below 1 MiB for real mode */
+#define TARGET_PAGED        0x200000
+#define PAGE_SIZE_4K        0x1000
+#define TMPFS_SIZE          "2m"
+
+typedef enum Cause {
+    CAUSE_FILE_TRUNCATED,
+    CAUSE_TMPFS_FULL,
+    CAUSE_MEMFD_TRUNCATED,
+} Cause;
+
+static const char *const cause_names[] = {
+    [CAUSE_FILE_TRUNCATED] = "file-truncated",
+    [CAUSE_TMPFS_FULL] = "tmpfs-full",
+    [CAUSE_MEMFD_TRUNCATED] = "memfd-truncated",
+};
+
+static const char *const op_names[] = {
+    [GUEST_OP_READ] = "read",
+    [GUEST_OP_WRITE] = "write",
+    [GUEST_OP_FETCH] = "fetch",
+    [GUEST_OP_INSB] = "insb",
+};
+
+static const char *const mode_names[] = {
+    [GUEST_MODE_REAL] = "real",
+    [GUEST_MODE_PROT32] = "prot32",
+    [GUEST_MODE_LONG64] = "long64",
+};
+
+typedef struct FaultCase {
+    const char *accel;
+    Cause cause;
+    uint32_t mode;
+    uint32_t op;
+} FaultCase;
+
+/* A small tmpfs in a private mount namespace, if we could make one. */
+static char *tmpfs_dir;
+static const char *tmpfs_skip_reason;
+static char *work_dir;
+
+static void setup_tmpfs(void)
+{
+    if (geteuid() != 0) {
+        tmpfs_skip_reason = "mounting a small tmpfs needs root";
+        return;
+    }
+    if (unshare(CLONE_NEWNS) < 0 ||
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+        tmpfs_skip_reason = "cannot create a private mount namespace";
+        return;
+    }
+    tmpfs_dir = g_build_filename(work_dir, "tmpfs", NULL);
+    g_assert_cmpint(mkdir(tmpfs_dir, 0700), ==, 0);
+    if (mount("tmpfs", tmpfs_dir, "tmpfs", 0, "size=" TMPFS_SIZE) < 0) {
+        tmpfs_skip_reason = "cannot mount a tmpfs";
+        g_free(tmpfs_dir);
+        tmpfs_dir = NULL;
+    }
+}
+
+/* Fill @dir's filesystem completely. */
+static char *fill_filesystem(const char *dir)
+{
+    char *path = g_build_filename(dir, "filler", NULL);
+    static char block[65536];
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    struct statvfs vfs;
+
+    g_assert_cmpint(fd, >=, 0);
+    memset(block, 0xaa, sizeof(block));
+    while (write(fd, block, sizeof(block)) > 0) {
+        /* until ENOSPC */
+    }
+    while (write(fd, block, 4096) > 0) {
+        /* the last partial chunk */
+    }
+    close(fd);
+    g_assert_cmpint(statvfs(dir, &vfs), ==, 0);
+    g_assert_cmpuint((uint64_t)vfs.f_bavail * vfs.f_frsize, <, 4096);
+    return path;
+}
+
+/* Truncate the memfd backing guest RAM through /proc/<qemu>/fd. */
+static bool truncate_qemu_memfd(QTestState *qts, off_t size)
+{
+    g_autofree char *dir = g_strdup_printf("/proc/%d/fd", qtest_pid(qts));
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *name;
+
+    g_assert(d);
+    while ((name = g_dir_read_name(d))) {
+        g_autofree char *link = g_build_filename(dir, name, NULL);
+        g_autofree char *target = g_file_read_link(link, NULL);
+        struct stat st;
+        int fd;
+
+        if (!target || !g_str_has_prefix(target, "/memfd:")) {
+            continue;
+        }
+        fd = open(link, O_RDWR);
+        g_assert_cmpint(fd, >=, 0);
+        if (fstat(fd, &st) < 0 || st.st_size != RAM_SIZE) {
+            close(fd);
+            continue;
+        }
+        if (ftruncate(fd, size) < 0) {
+            close(fd);
+            return false;
+        }
+        close(fd);
+        return true;
+    }
+    return false;
+}
+
+static bool str_has_line(const char *text, const char *line)
+{
+    g_autofree char *needle = g_strdup_printf("\n%s\n", line);
+    g_autofree char *hay = g_strdup_printf("\n%s", text);
+
+    return strstr(hay, needle) != NULL;
+}
+
+static void assert_vm_internal_error(QTestState *qts)
+{
+    QDict *rsp, *ret;
+
+    rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
+    ret = qdict_get_qdict(rsp, "return");
+    g_assert(ret);
+    g_assert_cmpstr(qdict_get_str(ret, "status"), ==, "internal-error");
+    g_assert_false(qdict_get_bool(ret, "running"));
+    qobject_unref(rsp);
+
+    /* It must not run again without a reset. */
+    rsp = qtest_qmp(qts, "{ 'execute': 'cont' }");
+    g_assert(qdict_haskey(rsp, "error"));
+    qobject_unref(rsp);
+}
+
+/*
+ * Wait for GUEST_MEMORY_FAULT, or for the guest to finish its access
+ * without one; fail instead of hanging.  Returns the event or NULL.
+ */
+static QDict *wait_fault_or_done(GuestVM *vm, unsigned timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + timeout_ms * 1000LL;
+    gint64 done_at = 0;
+    QDict *ev = NULL, *rsp;
+
+    do {
+        /* Any QMP command also collects the events that arrived. */
+        rsp = qtest_qmp(vm->qts, "{ 'execute': 'query-status' }");
+        qobject_unref(rsp);
+        ev = qtest_qmp_event_ref(vm->qts, "GUEST_MEMORY_FAULT");
+        if (ev) {
+            return ev;
+        }
+        if (!done_at &&
+            qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_DONE) == GUEST_DONE) {
+            done_at = g_get_monotonic_time();
+        }
+        /*
+         * A TCG vCPU may finish its translation block after the SIGBUS
+         * before the main loop reports: give the report a second.
+         */
+        if (done_at && g_get_monotonic_time() - done_at > G_USEC_PER_SEC) {
+            return NULL;
+        }
+        g_usleep(2000);
+    } while (g_get_monotonic_time() < deadline);
+    g_assert_not_reached();     /* neither a report nor the guest: a hang */
+}
+
+static const char *expected_access(const FaultCase *c)
+{
+    switch (c->op) {
+    case GUEST_OP_READ:
+        return "read";
+    case GUEST_OP_FETCH:
+        return "fetch";
+    default:
+        return "write";     /* rep insb stores into RAM */
+    }
+}
+
+static void test_guest_fault(const void *opaque)
+{
+    const FaultCase *c = opaque;
+    uint64_t target = c->mode == GUEST_MODE_REAL ? TARGET_REAL : TARGET_PAGED;
+    g_autofree char *ram_path = NULL;
+    g_autofree char *memory = NULL;
+    g_autofree char *filler = NULL;
+    g_autofree char *err_text = NULL;
+    g_autofree char *line = NULL;
+    g_autofree char *backing_words = NULL;
+    g_autofree char *first = g_strdup_printf("error: %s run failed Bad "
+                                             "address", c->accel);
+    GuestVMConfig cfg = { .accel = c->accel, .capture_stderr = true };
+    const char *reason;
+    const char *path, *access;
+    QDict *ev, *data;
+    GuestVM *vm;
+
+    if (!guest_accel_usable(c->accel, &reason)) {
+        g_test_skip(reason);
+        return;
+    }
+    switch (c->cause) {
+    case CAUSE_FILE_TRUNCATED:
+        ram_path = g_build_filename(work_dir, "ram", NULL);
+        break;
+    case CAUSE_TMPFS_FULL:
+        if (!tmpfs_dir) {
+            g_test_skip(tmpfs_skip_reason);
+            return;
+        }
+        if (c->op == GUEST_OP_FETCH) {
+            /*
+             * A fetch is a read: from a hole the kernel may hand out the
+             * zero page, and the guest would execute zeros.
+             */
+            g_test_skip("a fetch from a hole on a full tmpfs need not "
+                        "fault (zero page); covered by the truncation "
+                        "cases");
+            return;
+        }
+        ram_path = g_build_filename(tmpfs_dir, "ram", NULL);
+        break;
+    case CAUSE_MEMFD_TRUNCATED:
+        break;
+    }
+    if (ram_path) {
+        unlink(ram_path);
+        memory = g_strdup_printf("memory-backend-file,id=ram0,size=%d,"
+                                 "mem-path=%s,share=on,backing-watch=off",
+                                 RAM_SIZE, ram_path);
+    } else {
+        memory = g_strdup_printf("memory-backend-memfd,id=ram0,size=%d,"
+                                 "share=on,seal=off,backing-watch=off",
+                                 RAM_SIZE);
+    }
+    cfg.memory = memory;
+
+    vm = guest_vm_start_config(&cfg);
+    if (c->cause == CAUSE_TMPFS_FULL) {
+        /* Allocate the guest's own pages while there is room. */
+        qtest_memset(vm->qts, 0, 0, KEEP_SIZE);
+    }
+    guest_vm_request(vm, MB_REQ_MODE, c->mode);
+    guest_vm_request(vm, MB_REQ_OP, c->op);
+    guest_vm_request(vm, MB_REQ_ADDR, target);
+    guest_vm_request(vm, MB_REQ_COUNT, 16);
+
+    /* Take the backing of the target page away. */
+    switch (c->cause) {
+    case CAUSE_FILE_TRUNCATED:
+        g_assert_cmpint(truncate(ram_path, KEEP_SIZE), ==, 0);
+        break;
+    case CAUSE_MEMFD_TRUNCATED:
+        if (!truncate_qemu_memfd(vm->qts, KEEP_SIZE)) {
+            guest_vm_free(vm);
+            g_test_skip("this kernel does not let the memfd be truncated");
+            return;
+        }
+        break;
+    case CAUSE_TMPFS_FULL:
+        filler = fill_filesystem(tmpfs_dir);
+        break;
+    }
+
+    guest_vm_resume(vm);
+    ev = wait_fault_or_done(vm, 20000);
+    if (!ev) {
+        /*
+         * Only a read of a hole may succeed: the kernel may map the zero
+         * page without allocating on the full filesystem.
+         */
+        g_assert_true(c->cause == CAUSE_TMPFS_FULL && c->op == GUEST_OP_READ);
+        g_assert_cmphex(qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_OP_VALUE),
+                        ==, 0);
+        g_test_message("a read of a hole on a full tmpfs succeeded (zero "
+                       "page): no fault to report");
+        guest_vm_free(vm);
+        unlink(filler);
+        unlink(ram_path);
+        return;
+    }
+    data = qdict_get_qdict(ev, "data");
+    path = qdict_get_str(data, "path");
+    access = qdict_get_str(data, "access");
+
+    g_assert_cmpstr(qdict_get_str(data, "accel"), ==, c->accel);
+    g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, 0);
+    g_assert_false(qdict_get_bool(data, "private"));
+    g_assert_cmpstr(qdict_get_str(data, "block"), ==, "ram0");
+    if (ram_path) {
+        g_assert_cmpstr(qdict_get_str(data, "backing"), ==, "file");
+        g_assert_cmpstr(qdict_get_str(data, "backing-path"), ==, ram_path);
+        backing_words = g_strdup_printf("backed by file %s", ram_path);
+    } else {
+        g_assert_cmpstr(qdict_get_str(data, "backing"), ==, "memfd");
+        g_assert_true(g_str_has_prefix(qdict_get_str(data, "backing-path"),
+                                       "/memfd:"));
+        backing_words = g_strdup_printf("backed by memfd %s",
+                                        qdict_get_str(data, "backing-path"));
+    }
+    if (c->cause == CAUSE_TMPFS_FULL) {
+        g_assert_cmpstr(qdict_get_str(data, "cause"), ==, "no-space");
+        g_assert_true(g_str_has_prefix(qdict_get_str(data, "detail"),
+                      "no space left on the backing filesystem"));
+    } else {
+        g_assert_cmpstr(qdict_get_str(data, "cause"), ==,
+                        "backing-truncated");
+        g_assert_cmpstr(qdict_get_str(data, "detail"), ==,
+                        "backing file truncated to 0x80000 bytes");
+    }
+
+    if (g_str_equal(path, "kvm-run")) {
+        /* A VMX/SVM host: bare EFAULT, the whole lost range. */
+        g_assert_cmpstr(c->accel, ==, "kvm");
+        g_assert_cmpstr(access, ==, "unknown");
+    } else {
+        /* The exact page, and how it was touched. */
+        if (g_str_equal(c->accel, "tcg")) {
+            g_assert_cmpstr(path, ==, "sigbus");
+        } else if (c->op == GUEST_OP_FETCH) {
+            g_assert_true(g_str_equal(path, "kvm-emulation-failure") ||
+                          g_str_equal(path, "sigbus"));
+        } else {
+            g_assert_true(g_str_equal(path, "kvm-mmio-exit") ||
+                          g_str_equal(path, "sigbus"));
+        }
+        g_assert_cmphex(qdict_get_uint(data, "gpa"), ==, target);
+        g_assert_cmphex(qdict_get_uint(data, "size"), ==, PAGE_SIZE_4K);
+        g_assert_cmphex(qdict_get_uint(data, "offset"), ==, target);
+        g_assert_cmpstr(access, ==, expected_access(c));
+
+        line = g_strdup_printf("guest memory fault: vCPU 0, GPA 0x%" PRIx64
+                               "-0x%" PRIx64 ", %s, shared memory, RAM "
+                               "block ram0 offset 0x%" PRIx64 ", %s, "
+                               "cause: %s (found by %s)", target,
+                               target + PAGE_SIZE_4K - 1,
+                               c->op == GUEST_OP_FETCH ? "instruction fetch"
+                                                       : access,
+                               target, backing_words,
+                               qdict_get_str(data, "detail"), path);
+    }
+    qobject_unref(ev);
+
+    /* The VM stops (after the event), QEMU is alive and answers. */
+    qtest_qmp_eventwait(vm->qts, "STOP");
+    assert_vm_internal_error(vm->qts);
+    /* A KVM vCPU never completed the access. */
+    if (!g_str_equal(c->accel, "tcg")) {
+        g_assert_cmphex(qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_OP_DONE),
+                        !=, GUEST_OP_MARK);
+    }
+
+    err_text = guest_vm_stderr(vm);
+    g_assert_true(str_has_line(err_text, first));
+    if (line) {
+        g_assert_true(str_has_line(err_text, line));
+    }
+    if (c->cause == CAUSE_TMPFS_FULL) {
+        /* The start-up warning about the small filesystem. */
+        g_assert_nonnull(strstr(err_text, "RAM block ram0: its backing"));
+        g_assert_nonnull(strstr(err_text, "short); the guest will stop"));
+    }
+    guest_vm_free(vm);
+    if (filler) {
+        unlink(filler);
+    }
+    if (ram_path) {
+        unlink(ram_path);
+    }
+}
+
+/* QEMU's own access: pmemsave over a truncated range. */
+static void test_pmemsave_truncated(const void *opaque)
+{
+    const char *accel = opaque;
+    g_autofree char *ram_path = g_build_filename(work_dir, "ram-pm", NULL);
+    g_autofree char *out = g_build_filename(work_dir, "pmem.out", NULL);
+    g_autofree char *memory = NULL;
+    GuestVMConfig cfg = { .accel = accel, .capture_stderr = true };
+    g_autofree char *err_text = NULL;
+    g_autofree char *first = g_strdup_printf("error: %s run failed Bad "
+                                             "address", accel);
+    const char *reason;
+    QDict *rsp, *ev, *data;
+    GuestVM *vm;
+
+    if (!guest_accel_usable(accel, &reason)) {
+        g_test_skip(reason);
+        return;
+    }
+    memory = g_strdup_printf("memory-backend-file,id=ram0,size=%d,"
+                             "mem-path=%s,share=on,backing-watch=off",
+                             RAM_SIZE, ram_path);
+    cfg.memory = memory;
+    vm = guest_vm_start_config(&cfg);
+    g_assert_cmpint(truncate(ram_path, KEEP_SIZE), ==, 0);
+
+    rsp = qtest_qmp(vm->qts, "{ 'execute': 'pmemsave', 'arguments': "
+                    "{ 'val': %d, 'size': %d, 'filename': %s } }",
+                    TARGET_PAGED, PAGE_SIZE_4K, out);
+    g_assert(qdict_haskey(rsp, "error"));
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
+                                          "desc"),
+                            "is not backed by host memory"));
+    qobject_unref(rsp);
+
+    ev = qtest_qmp_eventwait_ref(vm->qts, "GUEST_MEMORY_FAULT");
+    data = qdict_get_qdict(ev, "data");
+    g_assert_cmpstr(qdict_get_str(data, "path"), ==, "qemu-access");
+    g_assert_false(qdict_haskey(data, "cpu-index"));
+    g_assert_cmphex(qdict_get_uint(data, "gpa"), ==, TARGET_PAGED);
+    g_assert_cmpstr(qdict_get_str(data, "block"), ==, "ram0");
+    g_assert_cmpstr(qdict_get_str(data, "cause"), ==, "backing-truncated");
+    qobject_unref(ev);
+    assert_vm_internal_error(vm->qts);
+
+    err_text = guest_vm_stderr(vm);
+    g_assert_true(str_has_line(err_text, first));
+    g_assert_nonnull(strstr(err_text, "guest memory fault: QEMU's own "
+                            "access, GPA 0x200000-0x200fff"));
+    guest_vm_free(vm);
+    unlink(ram_path);
+    unlink(out);
+}
+
+/* The backing-file watch stops the VM before the guest touches anything. */
+static void test_backing_watch(const void *opaque)
+{
+    const char *accel = opaque;
+    g_autofree char *ram_path = g_build_filename(work_dir, "ram-w", NULL);
+    g_autofree char *memory = NULL;
+    GuestVMConfig cfg = { .accel = accel };
+    const char *reason;
+    QDict *ev, *data;
+    GuestVM *vm;
+
+    if (!guest_accel_usable(accel, &reason)) {
+        g_test_skip(reason);
+        return;
+    }
+    memory = g_strdup_printf("memory-backend-file,id=ram0,size=%d,"
+                             "mem-path=%s,share=on", RAM_SIZE, ram_path);
+    cfg.memory = memory;
+    vm = guest_vm_start_config(&cfg);
+    guest_vm_resume(vm);
+    g_assert_true(guest_vm_wait_done(vm, 20000));
+
+    g_assert_cmpint(truncate(ram_path, 0x100000), ==, 0);
+    ev = qtest_qmp_eventwait_ref(vm->qts, "GUEST_MEMORY_FAULT");
+    data = qdict_get_qdict(ev, "data");
+    g_assert_cmpstr(qdict_get_str(data, "path"), ==, "backing-watch");
+    g_assert_cmpstr(qdict_get_str(data, "access"), ==, "unknown");
+    g_assert_cmphex(qdict_get_uint(data, "gpa"), ==, 0x100000);
+    g_assert_cmphex(qdict_get_uint(data, "size"), ==, RAM_SIZE - 0x100000);
+    g_assert_cmpstr(qdict_get_str(data, "cause"), ==, "backing-truncated");
+    g_assert_cmpstr(qdict_get_str(data, "detail"), ==,
+                    "backing file truncated to 0x100000 bytes");
+    qobject_unref(ev);
+    qtest_qmp_eventwait(vm->qts, "STOP");
+    assert_vm_internal_error(vm->qts);
+    guest_vm_free(vm);
+    unlink(ram_path);
+}
+
+/* backing-watch=off: truncation alone does not stop the VM. */
+static void test_backing_watch_off(const void *opaque)
+{
+    const char *accel = opaque;
+    g_autofree char *ram_path = g_build_filename(work_dir, "ram-o", NULL);
+    g_autofree char *memory = NULL;
+    GuestVMConfig cfg = { .accel = accel };
+    const char *reason;
+    QDict *rsp;
+    GuestVM *vm;
+
+    if (!guest_accel_usable(accel, &reason)) {
+        g_test_skip(reason);
+        return;
+    }
+    memory = g_strdup_printf("memory-backend-file,id=ram0,size=%d,"
+                             "mem-path=%s,share=on,backing-watch=off",
+                             RAM_SIZE, ram_path);
+    cfg.memory = memory;
+    vm = guest_vm_start_config(&cfg);
+    guest_vm_resume(vm);
+    g_assert_true(guest_vm_wait_done(vm, 20000));
+    g_assert_cmpint(truncate(ram_path, 0x100000), ==, 0);
+    g_usleep(500 * 1000);
+
+    /* query-status also collects any event that arrived meanwhile. */
+    rsp = qtest_qmp(vm->qts, "{ 'execute': 'query-status' }");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "return"), "status"),
+                    ==, "running");
+    qobject_unref(rsp);
+    g_assert_null(qtest_qmp_event_ref(vm->qts, "GUEST_MEMORY_FAULT"));
+    guest_vm_free(vm);
+    unlink(ram_path);
+}
+
+/* A bad value for the option is a clear start-up error. */
+static void test_backing_watch_bad_value(void)
+{
+    g_autofree char *cmd = NULL;
+    g_autofree char *out = NULL, *err = NULL;
+    const char *qemu = g_getenv("QTEST_QEMU_BINARY");
+    int status;
+
+    g_assert(qemu);
+    cmd = g_strdup_printf("%s -machine none -nodefaults -display none "
+                          "-object memory-backend-ram,id=m,size=1M,"
+                          "backing-watch=maybe", qemu);
+    g_assert_true(g_spawn_command_line_sync(cmd, &out, &err, &status, NULL));
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), !=, 0);
+    g_assert_nonnull(strstr(err, "backing-watch"));
+    g_assert_nonnull(strstr(err, "'on' or 'off'"));
+}
+
+int main(int argc, char **argv)
+{
+    static const char *const accels[] = { "kvm", "tcg" };
+    g_autoptr(GError) err = NULL;
+    int ret;
+
+    g_test_init(&argc, &argv, NULL);
+    work_dir = g_dir_make_tmp("memory-fault-test-XXXXXX", &err);
+    g_assert_no_error(err);
+    setup_tmpfs();
+
+    for (int a = 0; a < ARRAY_SIZE(accels); a++) {
+        g_autofree char *p1 = NULL, *p2 = NULL, *p3 = NULL;
+
+        for (int cause = 0; cause < ARRAY_SIZE(cause_names); cause++) {
+            for (uint32_t m = GUEST_MODE_REAL; m <= GUEST_MODE_LONG64; m++) {
+                for (uint32_t op = GUEST_OP_READ; op <= GUEST_OP_MAX; op++) {
+                    FaultCase *c = g_new0(FaultCase, 1);
+                    g_autofree char *p = NULL;
+
+                    c->accel = accels[a];
+                    c->cause = cause;
+                    c->mode = m;
+                    c->op = op;
+                    p = g_strdup_printf("/x86/memory-fault/%s/%s/%s/%s",
+                                        accels[a], cause_names[cause],
+                                        mode_names[m], op_names[op]);
+                    qtest_add_data_func_full(p, c, test_guest_fault, g_free);
+                }
+            }
+        }
+        p1 = g_strdup_printf("/x86/memory-fault/%s/pmemsave", accels[a]);
+        qtest_add_data_func(p1, accels[a], test_pmemsave_truncated);
+        p2 = g_strdup_printf("/x86/memory-fault/%s/backing-watch",
+                             accels[a]);
+        qtest_add_data_func(p2, accels[a], test_backing_watch);
+        p3 = g_strdup_printf("/x86/memory-fault/%s/backing-watch-off",
+                             accels[a]);
+        qtest_add_data_func(p3, accels[a], test_backing_watch_off);
+    }
+    qtest_add_func("/x86/memory-fault/backing-watch-bad-value",
+                   test_backing_watch_bad_value);
+
+    ret = g_test_run();
+    if (tmpfs_dir) {
+        umount(tmpfs_dir);
+        rmdir(tmpfs_dir);
+    }
+    rmdir(work_dir);
+    return ret;
+}
