@@ -5,6 +5,8 @@
 #   make            build the patched QEMU and boot the demo guest
 #   make check      the test command: build, unit tests, qtests, series checks
 #   make pristine   build pristine QEMU 10.2.2 (same options) for comparisons
+#   make check-pristine  run the project's qtests against pristine 10.2.2
+#   make bench      benchmarks, patched versus pristine (printed, not asserted)
 #   make series     export the full series to build/series/
 #   make edit       a git work tree with the series as commits (build/edit)
 #   make save       write build/edit back to patches/ and the overlay
@@ -19,7 +21,7 @@ BUILD_DIR ?= $(if $(QKM_BUILD_DIR),$(QKM_BUILD_DIR),$(CURDIR)/build)
 EDIT_DIR ?= $(BUILD_DIR)/edit
 SERIES_DIR ?= $(BUILD_DIR)/series
 
-.PHONY: all demo check pristine series edit save deps clean
+.PHONY: all demo check check-pristine bench pristine series edit save deps clean
 
 all: demo
 
@@ -31,6 +33,12 @@ check:
 
 pristine:
 	scripts/build.sh pristine
+
+check-pristine:
+	scripts/pristine-qtests.sh
+
+bench:
+	bench/run.sh
 
 series: deps
 	QKM_UPSTREAM_REPO=$$(scripts/upstream-repo.sh) && \

@@ -19,6 +19,8 @@ PROJECT_QTESTS=(
     memory-fault-test   # one report for every guest-memory fault
 )
 PROJECT_UNIT_TESTS=()
+# Built for the tests: the KVM kernel-contract layer (LD_PRELOAD).
+TEST_LIBS=(tests/qtest/kvm-contract/libkvm-contract.so)
 
 # Upstream qtests run against the patched binary, and why.
 UPSTREAM_QTESTS=(
@@ -39,7 +41,7 @@ tests_failed=0
 tests_skipped=0
 status=0
 
-targets=(qemu-system-x86_64)
+targets=(qemu-system-x86_64 "${TEST_LIBS[@]}")
 for t in "${PROJECT_QTESTS[@]}" "${UPSTREAM_QTESTS[@]}"; do
     targets+=("tests/qtest/$t")
 done

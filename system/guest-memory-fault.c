@@ -552,7 +552,12 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
         pending.cpu_index = cpu ? cpu->cpu_index : -1;
         pending.code = code;
         pending.addr = addr;
-        pending.access = sigbus_access(ucontext);
+        /*
+         * On a KVM vCPU the signal may come from inside KVM_RUN, where the
+         * signal frame says nothing about the guest's access.
+         */
+        pending.access = cpu && kvm_enabled() ? GUEST_MEMORY_ACCESS_UNKNOWN
+                                              : sigbus_access(ucontext);
         qatomic_store_release(&pending.state, PENDING_READY);
     }
     if (cpu) {

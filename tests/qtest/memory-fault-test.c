@@ -22,6 +22,12 @@
  * (or an emulation failure for a fetch), VMX/SVM hosts fail KVM_RUN with
  * EFAULT, TCG takes SIGBUS.  The test accepts each documented path and
  * checks the fields that path can know (../shared/KERNEL-API.md s. 4, 6).
+ *
+ * The /contract/ cases are kernel-contract tests: the paths this host's
+ * kernel never takes (bare EFAULT, SIGBUS during KVM_RUN,
+ * KVM_EXIT_MEMORY_FAULT, the same memory fault reported again and again)
+ * are produced by the LD_PRELOAD layer in kvm-contract/, which rewrites
+ * the real KVM's exits exactly as KERNEL-API.md sections 4 and 6 describe.
  */
 
 #include "qemu/osdep.h"
@@ -29,6 +35,7 @@
 #include <sys/statvfs.h>
 #include "libqtest.h"
 #include "qobject/qdict.h"
+#include "qobject/qlist.h"
 #include "guest/guest-qtest.h"
 
 #define RAM_SIZE            (64 * 1024 * 1024)
@@ -70,6 +77,38 @@ typedef struct FaultCase {
     uint32_t mode;
     uint32_t op;
 } FaultCase;
+
+/*
+ * Whether this QEMU has the backing-file watch (and so its option): the
+ * same test binary also runs against pristine QEMU, to show what fails
+ * there (scripts/pristine-qtests.sh).
+ */
+static bool have_backing_watch;
+
+static bool detect_backing_watch(void)
+{
+    QTestState *qts = qtest_init("-machine none");
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'qom-list-properties', "
+                           "'arguments': { 'typename': "
+                           "'memory-backend-file' } }");
+    QListEntry *e;
+    bool found = false;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(rsp, "return"), e) {
+        QDict *prop = qobject_to(QDict, qlist_entry_obj(e));
+
+        found |= g_str_equal(qdict_get_str(prop, "name"), "backing-watch");
+    }
+    qobject_unref(rsp);
+    qtest_quit(qts);
+    return found;
+}
+
+/* ",backing-watch=off" where the option exists. */
+static const char *watch_off(void)
+{
+    return have_backing_watch ? ",backing-watch=off" : "";
+}
 
 /* A small tmpfs in a private mount namespace, if we could make one. */
 static char *tmpfs_dir;
@@ -210,6 +249,25 @@ static QDict *wait_fault_or_done(GuestVM *vm, unsigned timeout_ms)
     g_assert_not_reached();     /* neither a report nor the guest: a hang */
 }
 
+/* Wait for event @name for up to @timeout_ms; NULL if it never came. */
+static QDict *wait_event(QTestState *qts, const char *name,
+                         unsigned timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + timeout_ms * 1000LL;
+    QDict *ev, *rsp;
+
+    do {
+        rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
+        qobject_unref(rsp);
+        ev = qtest_qmp_event_ref(qts, name);
+        if (ev) {
+            return ev;
+        }
+        g_usleep(2000);
+    } while (g_get_monotonic_time() < deadline);
+    return NULL;
+}
+
 static const char *expected_access(const FaultCase *c)
 {
     switch (c->op) {
@@ -271,12 +329,12 @@ static void test_guest_fault(const void *opaque)
     if (ram_path) {
         unlink(ram_path);
         memory = g_strdup_printf("memory-backend-file,id=ram0,size=%d,"
-                                 "mem-path=%s,share=on,backing-watch=off",
-                                 RAM_SIZE, ram_path);
+                                 "mem-path=%s,share=on%s",
+                                 RAM_SIZE, ram_path, watch_off());
     } else {
         memory = g_strdup_printf("memory-backend-memfd,id=ram0,size=%d,"
-                                 "share=on,seal=off,backing-watch=off",
-                                 RAM_SIZE);
+                                 "share=on,seal=off%s",
+                                 RAM_SIZE, watch_off());
     }
     cfg.memory = memory;
 
@@ -387,7 +445,7 @@ static void test_guest_fault(const void *opaque)
     qobject_unref(ev);
 
     /* The VM stops (after the event), QEMU is alive and answers. */
-    qtest_qmp_eventwait(vm->qts, "STOP");
+    qobject_unref(wait_event(vm->qts, "STOP", 10000));
     assert_vm_internal_error(vm->qts);
     /* A KVM vCPU never completed the access. */
     if (!g_str_equal(c->accel, "tcg")) {
@@ -414,6 +472,191 @@ static void test_guest_fault(const void *opaque)
     }
 }
 
+#ifdef KVM_CONTRACT_LIB
+/*
+ * Start QEMU on KVM under the kernel-contract layer in @mode, rewriting
+ * MMIO exits at @gpa; RAM in a file truncated to KEEP_SIZE if @truncated.
+ * The guest reads @gpa in 64-bit mode.
+ */
+static GuestVM *start_contract_vm(const char *mode, uint64_t gpa,
+                                  bool truncated, char **ram_path)
+{
+    g_autofree char *gpa_str = g_strdup_printf("0x%" PRIx64, gpa);
+    g_autofree char *memory = NULL;
+    GuestVMConfig cfg = { .accel = "kvm", .capture_stderr = true };
+    GuestVM *vm;
+
+    *ram_path = g_build_filename(work_dir, "ram-c", NULL);
+    unlink(*ram_path);
+    memory = g_strdup_printf("memory-backend-file,id=ram0,size=%d,"
+                             "mem-path=%s,share=on%s",
+                             RAM_SIZE, *ram_path, watch_off());
+    cfg.memory = memory;
+    g_setenv("LD_PRELOAD", KVM_CONTRACT_LIB, true);
+    g_setenv("QKM_KVM_CONTRACT", mode, true);
+    g_setenv("QKM_CONTRACT_GPA", gpa_str, true);
+    vm = guest_vm_start_config(&cfg);
+    g_unsetenv("LD_PRELOAD");
+    g_unsetenv("QKM_KVM_CONTRACT");
+    g_unsetenv("QKM_CONTRACT_GPA");
+
+    guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_LONG64);
+    guest_vm_request(vm, MB_REQ_OP, GUEST_OP_READ);
+    guest_vm_request(vm, MB_REQ_ADDR, gpa);
+    if (truncated) {
+        g_assert_cmpint(truncate(*ram_path, KEEP_SIZE), ==, 0);
+    }
+    guest_vm_resume(vm);
+    return vm;
+}
+
+/* Wait for the report; check the fields every path knows. */
+static QDict *contract_report(GuestVM *vm, const char *path)
+{
+    QDict *ev = wait_event(vm->qts, "GUEST_MEMORY_FAULT", 10000);
+    QDict *data;
+
+    g_assert_nonnull(ev);
+    data = qdict_get_qdict(ev, "data");
+    g_assert_cmpstr(qdict_get_str(data, "path"), ==, path);
+    g_assert_cmpstr(qdict_get_str(data, "accel"), ==, "kvm");
+    g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, 0);
+    g_assert_cmpstr(qdict_get_str(data, "access"), ==, "unknown");
+    qobject_unref(wait_event(vm->qts, "STOP", 10000));
+    assert_vm_internal_error(vm->qts);
+    return ev;
+}
+
+static bool contract_usable(void)
+{
+    const char *reason;
+
+    if (!guest_accel_usable("kvm", &reason)) {
+        g_test_skip(reason);
+        return false;
+    }
+    return true;
+}
+
+/* KVM_RUN fails with bare EFAULT: the lost range is found by probing. */
+static void test_contract_efault(void)
+{
+    g_autofree char *ram_path = NULL;
+    g_autofree char *err_text = NULL;
+    QDict *ev, *data;
+    GuestVM *vm;
+
+    if (!contract_usable()) {
+        return;
+    }
+    vm = start_contract_vm("efault", TARGET_PAGED, true, &ram_path);
+    ev = contract_report(vm, "kvm-run");
+    data = qdict_get_qdict(ev, "data");
+    g_assert_cmphex(qdict_get_uint(data, "gpa"), ==, KEEP_SIZE);
+    g_assert_cmphex(qdict_get_uint(data, "size"), ==, RAM_SIZE - KEEP_SIZE);
+    g_assert_cmphex(qdict_get_uint(data, "offset"), ==, KEEP_SIZE);
+    g_assert_cmpstr(qdict_get_str(data, "block"), ==, "ram0");
+    g_assert_cmpstr(qdict_get_str(data, "cause"), ==, "backing-truncated");
+    qobject_unref(ev);
+
+    err_text = guest_vm_stderr(vm);
+    g_assert_true(str_has_line(err_text, "error: kvm run failed Bad address"));
+    g_assert_nonnull(strstr(err_text, "guest memory fault: vCPU 0, GPA "
+                            "0x80000-0x3ffffff, access unknown, shared "
+                            "memory, RAM block ram0 offset 0x80000"));
+    guest_vm_free(vm);
+    unlink(ram_path);
+}
+
+/* SIGBUS on the vCPU thread during KVM_RUN: reported, QEMU survives. */
+static void test_contract_sigbus(void)
+{
+    g_autofree char *ram_path = NULL;
+    QDict *ev, *data;
+    GuestVM *vm;
+
+    if (!contract_usable()) {
+        return;
+    }
+    vm = start_contract_vm("sigbus", TARGET_PAGED, true, &ram_path);
+    ev = contract_report(vm, "sigbus");
+    data = qdict_get_qdict(ev, "data");
+    g_assert_cmphex(qdict_get_uint(data, "gpa"), ==, TARGET_PAGED);
+    g_assert_cmphex(qdict_get_uint(data, "size"), ==, PAGE_SIZE_4K);
+    g_assert_cmpstr(qdict_get_str(data, "block"), ==, "ram0");
+    g_assert_cmpstr(qdict_get_str(data, "cause"), ==, "backing-truncated");
+    qobject_unref(ev);
+    guest_vm_free(vm);
+    unlink(ram_path);
+}
+
+/*
+ * KVM_EXIT_MEMORY_FAULT on RAM that is not guest_memfd-backed: not a
+ * conversion QEMU can make, so it is reported (upstream prints "Convert
+ * non guest_memfd backed memory region" and stops without a report).
+ */
+static void test_contract_memory_fault(const void *opaque)
+{
+    bool private = opaque != NULL;
+    g_autofree char *ram_path = NULL;
+    g_autofree char *err_text = NULL;
+    QDict *ev, *data;
+    GuestVM *vm;
+
+    if (!contract_usable()) {
+        return;
+    }
+    vm = start_contract_vm(private ? "memory-fault-private" : "memory-fault",
+                           TARGET_PAGED, true, &ram_path);
+    ev = contract_report(vm, "kvm-memory-fault-exit");
+    data = qdict_get_qdict(ev, "data");
+    g_assert_cmpint(qdict_get_bool(data, "private"), ==, private);
+    g_assert_cmphex(qdict_get_uint(data, "gpa"), ==, TARGET_PAGED);
+    g_assert_cmphex(qdict_get_uint(data, "size"), ==, PAGE_SIZE_4K);
+    g_assert_cmpstr(qdict_get_str(data, "block"), ==, "ram0");
+    g_assert_cmpstr(qdict_get_str(data, "cause"), ==, "backing-truncated");
+    qobject_unref(ev);
+    err_text = guest_vm_stderr(vm);
+    g_assert_null(strstr(err_text, "Convert non guest_memfd"));
+    g_assert_nonnull(strstr(err_text, private ? "private memory"
+                                              : "shared memory"));
+    guest_vm_free(vm);
+    unlink(ram_path);
+}
+
+/*
+ * A shared memory fault outside RAM that the kernel keeps reporting after
+ * QEMU "converted" it: upstream loops forever; the loop must end in a
+ * report.
+ */
+static void test_contract_memory_fault_repeat(void)
+{
+    const uint64_t unassigned = 0xd0000000;
+    g_autofree char *ram_path = NULL;
+    QDict *ev, *data;
+    GuestVM *vm;
+
+    if (!contract_usable()) {
+        return;
+    }
+    vm = start_contract_vm("memory-fault-repeat", unassigned, false,
+                           &ram_path);
+    ev = contract_report(vm, "kvm-memory-fault-exit");
+    data = qdict_get_qdict(ev, "data");
+    g_assert_false(qdict_get_bool(data, "private"));
+    g_assert_cmphex(qdict_get_uint(data, "gpa"), ==, unassigned);
+    g_assert_false(qdict_haskey(data, "block"));
+    g_assert_cmpstr(qdict_get_str(data, "backing"), ==, "none");
+    g_assert_cmpstr(qdict_get_str(data, "cause"), ==, "no-memslot");
+    g_assert_cmpstr(qdict_get_str(data, "detail"), ==,
+                    "the same fault came back right after QEMU converted "
+                    "the range");
+    qobject_unref(ev);
+    guest_vm_free(vm);
+    unlink(ram_path);
+}
+#endif
+
 /* QEMU's own access: pmemsave over a truncated range. */
 static void test_pmemsave_truncated(const void *opaque)
 {
@@ -434,8 +677,8 @@ static void test_pmemsave_truncated(const void *opaque)
         return;
     }
     memory = g_strdup_printf("memory-backend-file,id=ram0,size=%d,"
-                             "mem-path=%s,share=on,backing-watch=off",
-                             RAM_SIZE, ram_path);
+                             "mem-path=%s,share=on%s",
+                             RAM_SIZE, ram_path, watch_off());
     cfg.memory = memory;
     vm = guest_vm_start_config(&cfg);
     g_assert_cmpint(truncate(ram_path, KEEP_SIZE), ==, 0);
@@ -449,7 +692,8 @@ static void test_pmemsave_truncated(const void *opaque)
                             "is not backed by host memory"));
     qobject_unref(rsp);
 
-    ev = qtest_qmp_eventwait_ref(vm->qts, "GUEST_MEMORY_FAULT");
+    ev = wait_event(vm->qts, "GUEST_MEMORY_FAULT", 10000);
+    g_assert_nonnull(ev);
     data = qdict_get_qdict(ev, "data");
     g_assert_cmpstr(qdict_get_str(data, "path"), ==, "qemu-access");
     g_assert_false(qdict_haskey(data, "cpu-index"));
@@ -491,7 +735,8 @@ static void test_backing_watch(const void *opaque)
     g_assert_true(guest_vm_wait_done(vm, 20000));
 
     g_assert_cmpint(truncate(ram_path, 0x100000), ==, 0);
-    ev = qtest_qmp_eventwait_ref(vm->qts, "GUEST_MEMORY_FAULT");
+    ev = wait_event(vm->qts, "GUEST_MEMORY_FAULT", 10000);
+    g_assert_nonnull(ev);
     data = qdict_get_qdict(ev, "data");
     g_assert_cmpstr(qdict_get_str(data, "path"), ==, "backing-watch");
     g_assert_cmpstr(qdict_get_str(data, "access"), ==, "unknown");
@@ -501,7 +746,7 @@ static void test_backing_watch(const void *opaque)
     g_assert_cmpstr(qdict_get_str(data, "detail"), ==,
                     "backing file truncated to 0x100000 bytes");
     qobject_unref(ev);
-    qtest_qmp_eventwait(vm->qts, "STOP");
+    qobject_unref(wait_event(vm->qts, "STOP", 10000));
     assert_vm_internal_error(vm->qts);
     guest_vm_free(vm);
     unlink(ram_path);
@@ -522,9 +767,11 @@ static void test_backing_watch_off(const void *opaque)
         g_test_skip(reason);
         return;
     }
+    /* The option exists (pristine QEMU has none). */
+    g_assert_true(have_backing_watch);
     memory = g_strdup_printf("memory-backend-file,id=ram0,size=%d,"
-                             "mem-path=%s,share=on,backing-watch=off",
-                             RAM_SIZE, ram_path);
+                             "mem-path=%s,share=on%s",
+                             RAM_SIZE, ram_path, watch_off());
     cfg.memory = memory;
     vm = guest_vm_start_config(&cfg);
     guest_vm_resume(vm);
@@ -571,6 +818,7 @@ int main(int argc, char **argv)
     work_dir = g_dir_make_tmp("memory-fault-test-XXXXXX", &err);
     g_assert_no_error(err);
     setup_tmpfs();
+    have_backing_watch = detect_backing_watch();
 
     for (int a = 0; a < ARRAY_SIZE(accels); a++) {
         g_autofree char *p1 = NULL, *p2 = NULL, *p3 = NULL;
@@ -603,6 +851,19 @@ int main(int argc, char **argv)
     }
     qtest_add_func("/x86/memory-fault/backing-watch-bad-value",
                    test_backing_watch_bad_value);
+#ifdef KVM_CONTRACT_LIB
+    qtest_add_func("/x86/memory-fault/kvm/contract/efault",
+                   test_contract_efault);
+    qtest_add_func("/x86/memory-fault/kvm/contract/sigbus-in-kvm-run",
+                   test_contract_sigbus);
+    qtest_add_data_func("/x86/memory-fault/kvm/contract/memory-fault-shared",
+                        NULL, test_contract_memory_fault);
+    qtest_add_data_func("/x86/memory-fault/kvm/contract/"
+                        "memory-fault-private", "private",
+                        test_contract_memory_fault);
+    qtest_add_func("/x86/memory-fault/kvm/contract/memory-fault-repeat",
+                   test_contract_memory_fault_repeat);
+#endif
 
     ret = g_test_run();
     if (tmpfs_dir) {

@@ -24,6 +24,10 @@ copy_repo() {
         rsync -a --files-from=- "$TOP/" "$d/overlay/"
 }
 
+last_patch() {
+    grep -v '^#' "$1/patches/series" | grep -v '^[[:space:]]*$' | tail -n 1
+}
+
 second_patch() {
     grep -v '^#' "$1/patches/series" | grep -v '^[[:space:]]*$' | sed -n 2p
 }
@@ -72,10 +76,12 @@ awk 'BEGIN { skip = 0 }
      !skip { print }' "$p" > "$p.new" && mv "$p.new" "$p"
 expect_failure no-body "no body explaining the change"
 
-# 5. A checkpatch error in an added line (trailing whitespace).
+# 5. A checkpatch error in an added line (trailing whitespace), in the
+# last patch so that no later patch's context changes.
 copy_repo checkpatch-error
-p=$tmp/checkpatch-error/patches/$(second_patch "$tmp/checkpatch-error")
-sed -i "s/^+subdir('guest')$/+subdir('guest')   /" "$p"
+p=$tmp/checkpatch-error/patches/$(last_patch "$tmp/checkpatch-error")
+awk '!done && /^\+[^+]/ { print $0 "   "; done = 1; next } { print }' \
+    "$p" > "$p.new" && mv "$p.new" "$p"
 expect_failure checkpatch-error "not ok 4 - checkpatch.*|trailing whitespace"
 
 # 6. A checkpatch error in an overlay file (only the export shows it).
