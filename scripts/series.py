@@ -25,6 +25,8 @@ Sub-commands (all take --patches, --overlay and --upstream-repo):
 """
 
 import argparse
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -241,6 +243,13 @@ class Series:
             self.am(dest, os.path.join(self.patches_dir, names[0]),
                     "patches/" + names[0])
 
+    def overlay_hashes(self):
+        hashes = {}
+        for path in self.overlay_tree_files():
+            with open(os.path.join(self.overlay_dir, path), "rb") as f:
+                hashes[path] = hashlib.sha256(f.read()).hexdigest()
+        return hashes
+
     def edit(self, dest):
         """Each commit = one patch plus the overlay files it owns."""
         self.check_overlay()
@@ -249,6 +258,11 @@ class Series:
         for path, patch in self.overlay_map():
             owned.setdefault(patch, []).append(path)
         self.new_tree(dest)
+        # What the overlay looked like, so that save can tell edits made
+        # in the repository meanwhile (which it would otherwise clobber).
+        with open(os.path.join(dest, ".git", "qkm-overlay-base.json"),
+                  "w", encoding="utf-8") as f:
+            json.dump(self.overlay_hashes(), f, sort_keys=True, indent=0)
         for name in names:
             self.am(dest, os.path.join(self.patches_dir, name),
                     "patches/" + name)
@@ -268,6 +282,26 @@ class Series:
                ).stdout.strip():
             raise SeriesError("%s has uncommitted changes; commit them "
                               "first" % src)
+        base_path = os.path.join(src, ".git", "qkm-overlay-base.json")
+        if os.path.exists(base_path):
+            with open(base_path, encoding="utf-8") as f:
+                base = json.load(f)
+            now = self.overlay_hashes()
+            changed = []
+            for p in sorted(set(base) | set(now)):
+                if base.get(p) == now.get(p):
+                    continue
+                r = git(src, "show", "HEAD:" + p, check=False)
+                in_tree = (hashlib.sha256(r.stdout.encode()).hexdigest()
+                           if r.returncode == 0 else None)
+                if now.get(p) != in_tree:
+                    changed.append(p)
+            if changed:
+                raise SeriesError(
+                    "overlay files changed in the repository since the work "
+                    "tree was made, and saving would overwrite them: %s.  "
+                    "Copy the changes into %s (and commit them there), or "
+                    "undo them in the repository" % (", ".join(changed), src))
         with tempfile.TemporaryDirectory() as tmp:
             new_names = []
             owners = []
@@ -334,6 +368,9 @@ class Series:
                 with open(dst, "w", encoding="utf-8", newline="") as f:
                     f.write(data)
                 os.chmod(dst, 0o755 if mode == "100755" else 0o644)
+        if os.path.exists(base_path):
+            with open(base_path, "w", encoding="utf-8") as f:
+                json.dump(self.overlay_hashes(), f, sort_keys=True, indent=0)
         return new_names
 
     def export(self, dest):
