@@ -5,8 +5,8 @@
 #   - the project's unit tests and qtests,
 #   - a chosen set of upstream x86 qtests that exercise the code the
 #     series touches (the list below says why each is there),
-#   - the series checks (scripts/check-series.sh) and the tests of the
-#     series checker (tests/series/).
+#   - the series checks (scripts/check-series.sh), the tests of the
+#     series checker and of the edit/save workflow (tests/series/).
 # Ends with one line "check: N passed, N failed, N skipped" and exits
 # non-zero when anything failed.
 
@@ -105,6 +105,8 @@ note "series checks"
 run_tap "$TOP/scripts/check-series.sh"
 note "tests of the series checker"
 run_tap "$TOP/tests/series/test-check-series.sh"
+note "tests of the edit/save workflow"
+run_tap "$TOP/tests/series/test-edit-save.sh"
 
 echo "check: $tests_passed passed, $tests_failed failed, $tests_skipped skipped"
 exit $status

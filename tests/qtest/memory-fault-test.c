@@ -13,7 +13,8 @@
  * namespace, root only; memfd truncated) x access (read, write,
  * instruction fetch, rep insb) x CPU mode (real, 32-bit protected, 64-bit
  * long) x accelerator (KVM when /dev/kvm works, TCG).  Also: QEMU's own
- * access (pmemsave) after truncation, the backing-file watch (on by
+ * access (pmemsave, memsave, a qtest read, dump-guest-memory) after
+ * truncation, the backing-file watch (on by
  * default, off by option, bad option value), and the start-up warning
  * for a filesystem with too little space.
  *
@@ -657,22 +658,35 @@ static void test_contract_memory_fault_repeat(void)
 }
 #endif
 
-/* QEMU's own access: pmemsave over a truncated range. */
-static void test_pmemsave_truncated(const void *opaque)
+/*
+ * QEMU's own access to a truncated range, from the main loop: pmemsave,
+ * memsave (both must fail with a clear error, and report), a qtest read
+ * (reports), and dump-guest-memory (which hands QEMU's mapping to
+ * write(2): the kernel answers EFAULT, no SIGBUS, so the dump fails
+ * cleanly at the first lost page).  None may kill QEMU.
+ */
+typedef struct AccessCase {
+    const char *accel;
+    const char *kind;
+} AccessCase;
+
+static void test_qemu_access(const void *opaque)
 {
-    const char *accel = opaque;
+    const AccessCase *c = opaque;
     g_autofree char *ram_path = g_build_filename(work_dir, "ram-pm", NULL);
-    g_autofree char *out = g_build_filename(work_dir, "pmem.out", NULL);
+    g_autofree char *out = g_build_filename(work_dir, "access.out", NULL);
     g_autofree char *memory = NULL;
-    GuestVMConfig cfg = { .accel = accel, .capture_stderr = true };
+    GuestVMConfig cfg = { .accel = c->accel, .capture_stderr = true };
     g_autofree char *err_text = NULL;
     g_autofree char *first = g_strdup_printf("error: %s run failed Bad "
-                                             "address", accel);
+                                             "address", c->accel);
+    g_autofree char *line = NULL;
+    const uint64_t gpa = TARGET_PAGED;
     const char *reason;
-    QDict *rsp, *ev, *data;
+    QDict *rsp = NULL, *ev, *data;
     GuestVM *vm;
 
-    if (!guest_accel_usable(accel, &reason)) {
+    if (!guest_accel_usable(c->accel, &reason)) {
         g_test_skip(reason);
         return;
     }
@@ -683,13 +697,47 @@ static void test_pmemsave_truncated(const void *opaque)
     vm = guest_vm_start_config(&cfg);
     g_assert_cmpint(truncate(ram_path, KEEP_SIZE), ==, 0);
 
-    rsp = qtest_qmp(vm->qts, "{ 'execute': 'pmemsave', 'arguments': "
-                    "{ 'val': %d, 'size': %d, 'filename': %s } }",
-                    TARGET_PAGED, PAGE_SIZE_4K, out);
-    g_assert(qdict_haskey(rsp, "error"));
-    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
-                                          "desc"),
-                            "is not backed by host memory"));
+    if (g_str_equal(c->kind, "pmemsave")) {
+        rsp = qtest_qmp(vm->qts, "{ 'execute': 'pmemsave', 'arguments': "
+                        "{ 'val': %d, 'size': %d, 'filename': %s } }",
+                        TARGET_PAGED, PAGE_SIZE_4K, out);
+    } else if (g_str_equal(c->kind, "memsave")) {
+        /* Paging is off at reset: virtual equals physical. */
+        rsp = qtest_qmp(vm->qts, "{ 'execute': 'memsave', 'arguments': "
+                        "{ 'val': %d, 'size': %d, 'filename': %s } }",
+                        TARGET_PAGED, PAGE_SIZE_4K, out);
+    } else if (g_str_equal(c->kind, "qtest-read")) {
+        /* QEMU reads the page on the main thread; it reads as zero. */
+        g_assert_cmphex(qtest_readl(vm->qts, TARGET_PAGED), ==, 0);
+    } else {
+        g_autofree char *proto = g_strdup_printf("file:%s", out);
+
+        rsp = qtest_qmp(vm->qts, "{ 'execute': 'dump-guest-memory', "
+                        "'arguments': { 'paging': false, 'protocol': %s } }",
+                        proto);
+        g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
+                                              "desc"), "Bad address"));
+        qobject_unref(rsp);
+        ev = wait_event(vm->qts, "DUMP_COMPLETED", 10000);
+        g_assert_nonnull(ev);
+        data = qdict_get_qdict(qdict_get_qdict(ev, "data"), "result");
+        g_assert_cmpstr(qdict_get_str(data, "status"), ==, "failed");
+        g_assert_cmphex(qdict_get_uint(data, "completed"), ==, KEEP_SIZE);
+        qobject_unref(ev);
+        rsp = qtest_qmp(vm->qts, "{ 'execute': 'query-status' }");
+        g_assert(qdict_haskey(rsp, "return"));
+        qobject_unref(rsp);
+        guest_vm_free(vm);
+        unlink(ram_path);
+        unlink(out);
+        return;
+    }
+    if (g_str_equal(c->kind, "pmemsave") || g_str_equal(c->kind, "memsave")) {
+        g_assert(qdict_haskey(rsp, "error"));
+        g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
+                                              "desc"),
+                                "is not backed by host memory"));
+    }
     qobject_unref(rsp);
 
     ev = wait_event(vm->qts, "GUEST_MEMORY_FAULT", 10000);
@@ -697,16 +745,20 @@ static void test_pmemsave_truncated(const void *opaque)
     data = qdict_get_qdict(ev, "data");
     g_assert_cmpstr(qdict_get_str(data, "path"), ==, "qemu-access");
     g_assert_false(qdict_haskey(data, "cpu-index"));
-    g_assert_cmphex(qdict_get_uint(data, "gpa"), ==, TARGET_PAGED);
+    g_assert_cmphex(qdict_get_uint(data, "gpa"), ==, gpa);
+    g_assert_cmphex(qdict_get_uint(data, "size"), ==, PAGE_SIZE_4K);
     g_assert_cmpstr(qdict_get_str(data, "block"), ==, "ram0");
+    g_assert_cmphex(qdict_get_uint(data, "offset"), ==, gpa);
     g_assert_cmpstr(qdict_get_str(data, "cause"), ==, "backing-truncated");
     qobject_unref(ev);
     assert_vm_internal_error(vm->qts);
 
     err_text = guest_vm_stderr(vm);
     g_assert_true(str_has_line(err_text, first));
-    g_assert_nonnull(strstr(err_text, "guest memory fault: QEMU's own "
-                            "access, GPA 0x200000-0x200fff"));
+    line = g_strdup_printf("guest memory fault: QEMU's own access, GPA "
+                           "0x%" PRIx64 "-0x%" PRIx64 ", ", gpa,
+                           gpa + PAGE_SIZE_4K - 1);
+    g_assert_nonnull(strstr(err_text, line));
     guest_vm_free(vm);
     unlink(ram_path);
     unlink(out);
@@ -811,6 +863,9 @@ static void test_backing_watch_bad_value(void)
 int main(int argc, char **argv)
 {
     static const char *const accels[] = { "kvm", "tcg" };
+    static const char *const access_kinds[] = {
+        "pmemsave", "memsave", "qtest-read", "dump-guest-memory",
+    };
     g_autoptr(GError) err = NULL;
     int ret;
 
@@ -821,7 +876,7 @@ int main(int argc, char **argv)
     have_backing_watch = detect_backing_watch();
 
     for (int a = 0; a < ARRAY_SIZE(accels); a++) {
-        g_autofree char *p1 = NULL, *p2 = NULL, *p3 = NULL;
+        g_autofree char *p2 = NULL, *p3 = NULL;
 
         for (int cause = 0; cause < ARRAY_SIZE(cause_names); cause++) {
             for (uint32_t m = GUEST_MODE_REAL; m <= GUEST_MODE_LONG64; m++) {
@@ -840,8 +895,16 @@ int main(int argc, char **argv)
                 }
             }
         }
-        p1 = g_strdup_printf("/x86/memory-fault/%s/pmemsave", accels[a]);
-        qtest_add_data_func(p1, accels[a], test_pmemsave_truncated);
+        for (int k = 0; k < ARRAY_SIZE(access_kinds); k++) {
+            AccessCase *ac = g_new0(AccessCase, 1);
+            g_autofree char *p = NULL;
+
+            ac->accel = accels[a];
+            ac->kind = access_kinds[k];
+            p = g_strdup_printf("/x86/memory-fault/%s/qemu-access/%s",
+                                accels[a], access_kinds[k]);
+            qtest_add_data_func_full(p, ac, test_qemu_access, g_free);
+        }
         p2 = g_strdup_printf("/x86/memory-fault/%s/backing-watch",
                              accels[a]);
         qtest_add_data_func(p2, accels[a], test_backing_watch);

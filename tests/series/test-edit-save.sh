@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Tests of the editing workflow (scripts/series.py edit/save) on a copy of
+# patches/ and the overlay: an edit in the work tree reaches patches/ and
+# the overlay; save refuses to overwrite an overlay file that was changed
+# in the repository after 'edit'; a commit that changes no upstream file
+# is refused.  TAP output.
+
+set -uo pipefail
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+. "$TOP/scripts/lib.sh"
+export QKM_UPSTREAM_REPO QKM_SPARSE_TREES=1
+QKM_UPSTREAM_REPO=$("$TOP/scripts/upstream-repo.sh") || exit 1
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/test-edit-save.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+n=0
+failed=0
+ok() {
+    n=$((n + 1))
+    echo "ok $n - $1"
+}
+not_ok() {
+    n=$((n + 1))
+    failed=$((failed + 1))
+    echo "not ok $n - $1"
+    [ -z "${2:-}" ] || sed 's/^/# /' <<<"$2"
+}
+
+mkdir -p "$tmp/repo/overlay"
+cp -a "$TOP/patches" "$tmp/repo/patches"
+awk '!/^#/ && NF { print $1 }' "$TOP/patches/overlay-files" |
+    rsync -a --files-from=- "$TOP/" "$tmp/repo/overlay/"
+series() {
+    "$PYTHON" "$TOP/scripts/series.py" --patches "$tmp/repo/patches" \
+        --overlay "$tmp/repo/overlay" "$@"
+}
+g() {
+    git -C "$tmp/tree" -c user.name=Test -c user.email=test@example.com "$@"
+}
+overlay_file=$(awk '!/^#/ && NF && $1 ~ /\.c$/ { print $1; exit }' \
+               "$TOP/patches/overlay-files")
+owner=$(awk -v f="$overlay_file" '$1 == f { print $2 }' \
+        "$TOP/patches/overlay-files")
+
+series edit "$tmp/tree" >/dev/null 2>&1 || { echo "Bail out! edit failed"; exit 1; }
+
+# 1. An overlay edit made in the repository meanwhile is not clobbered.
+echo "/* edited in the repository */" >> "$tmp/repo/overlay/$overlay_file"
+out=$(series save "$tmp/tree" 2>&1)
+if [ $? -ne 0 ] && grep -q "changed in the repository since the work tree was made" <<<"$out" &&
+   grep -q "edited in the repository" "$tmp/repo/overlay/$overlay_file"; then
+    ok "save refuses to overwrite an overlay file edited in the repository"
+else
+    not_ok "save refuses to overwrite an overlay file edited in the repository" "$out"
+fi
+
+# 2. The same edit made in the work tree (amending its owner) is saved.
+cp "$tmp/repo/overlay/$overlay_file" "$tmp/tree/$overlay_file"
+subject=$(grep -m1 '^Subject: ' "$tmp/repo/patches/$owner" |
+          sed 's/^Subject: \[PATCH\] //')
+g add -A && g commit -q -m "fixup! $subject" &&
+    GIT_SEQUENCE_EDITOR=: g rebase -q -i --autosquash upstream
+out=$(series save "$tmp/tree" 2>&1)
+if [ $? -eq 0 ] && grep -q "edited in the repository" "$tmp/repo/overlay/$overlay_file" &&
+   diff -q "$TOP/patches/series" "$tmp/repo/patches/series" >/dev/null; then
+    ok "an overlay edit committed in the work tree is saved"
+else
+    not_ok "an overlay edit committed in the work tree is saved" "$out"
+fi
+
+# 3. An upstream-file edit in the work tree reaches its patch.
+printf '# test edit\n' >> "$tmp/tree/tests/qtest/meson.build"
+g add -A && g commit -q -m "fixup! $subject" &&
+    GIT_SEQUENCE_EDITOR=: g rebase -q -i --autosquash upstream
+out=$(series save "$tmp/tree" 2>&1)
+if [ $? -eq 0 ] && grep -q "^+# test edit" "$tmp/repo/patches/$owner"; then
+    ok "an upstream-file edit in the work tree reaches its patch"
+else
+    not_ok "an upstream-file edit in the work tree reaches its patch" "$out"
+fi
+
+# 4. A commit that only adds a new file is refused.
+mkdir -p "$tmp/tree/tests/qtest"
+echo "/* new */" > "$tmp/tree/tests/qtest/lonely.c"
+g add -A && g commit -q -m "tests/qtest: add a lonely file"
+out=$(series save "$tmp/tree" 2>&1)
+if [ $? -ne 0 ] && grep -q "changes no upstream file" <<<"$out"; then
+    ok "a commit that changes no upstream file is refused"
+else
+    not_ok "a commit that changes no upstream file is refused" "$out"
+fi
+
+echo "1..$n"
+echo "edit/save tests: $((n - failed)) passed, $failed failed"
+[ $failed -eq 0 ]
