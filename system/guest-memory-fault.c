@@ -426,8 +426,13 @@ void guest_memory_fault_report(GuestMemoryFault *f)
     g_autoptr(GString) line = g_string_new("guest memory fault: ");
     g_autofree char *backing = NULL;
     g_autofree char *accel = accel_name();
+    bool locked = bql_locked();
     const char *block;
 
+    /* vCPU threads report without the BQL; events and the monitor want it. */
+    if (!locked) {
+        bql_lock();
+    }
     if (!f->cause_detail) {
         guest_memory_fault_probe(f);
     }
@@ -475,6 +480,9 @@ void guest_memory_fault_report(GuestMemoryFault *f)
                                        block, block != NULL, f->offset,
                                        f->backing, f->backing_path,
                                        f->cause, f->cause_detail);
+    if (!locked) {
+        bql_unlock();
+    }
 }
 
 void guest_memory_fault_report_and_stop(GuestMemoryFault *f, CPUState *cpu)
