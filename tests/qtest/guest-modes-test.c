@@ -21,6 +21,7 @@ static const char *const mode_lines[] = {
     [GUEST_MODE_REAL] = "guest: real mode\n",
     [GUEST_MODE_PROT32] = "guest: 32-bit protected mode\n",
     [GUEST_MODE_LONG64] = "guest: 64-bit long mode\n",
+    [GUEST_MODE_USER64] = "guest: 64-bit user mode (CPL 3)\n",
 };
 
 static void test_boot_to_mode(const void *opaque)
@@ -60,12 +61,13 @@ int main(int argc, char **argv)
         [GUEST_MODE_REAL] = "real",
         [GUEST_MODE_PROT32] = "prot32",
         [GUEST_MODE_LONG64] = "long64",
+        [GUEST_MODE_USER64] = "user64",
     };
 
     g_test_init(&argc, &argv, NULL);
 
     for (int a = 0; a < ARRAY_SIZE(accels); a++) {
-        for (uint32_t m = GUEST_MODE_REAL; m <= GUEST_MODE_LONG64; m++) {
+        for (uint32_t m = GUEST_MODE_REAL; m <= GUEST_MODE_USER64; m++) {
             ModeCase *c = g_new0(ModeCase, 1);
             g_autofree char *path = g_strdup_printf("/x86/guest-lib/%s/%s",
                                                     accels[a],

@@ -12,7 +12,8 @@
  * Matrix: cause (backing file truncated; tmpfs full, in a private mount
  * namespace, root only; memfd truncated) x access (read, write,
  * instruction fetch, rep insb) x CPU mode (real, 32-bit protected, 64-bit
- * long) x accelerator (KVM when /dev/kvm works, TCG).  Also: QEMU's own
+ * long, 64-bit user mode at CPL 3) x accelerator (KVM when /dev/kvm
+ * works, TCG).  Also: QEMU's own
  * access (pmemsave, memsave, a qtest read, dump-guest-memory) after
  * truncation, the backing-file watch (on by
  * default, off by option, bad option value), and the start-up warning
@@ -70,6 +71,7 @@ static const char *const mode_names[] = {
     [GUEST_MODE_REAL] = "real",
     [GUEST_MODE_PROT32] = "prot32",
     [GUEST_MODE_LONG64] = "long64",
+    [GUEST_MODE_USER64] = "user64",
 };
 
 typedef struct FaultCase {
@@ -477,10 +479,11 @@ static void test_guest_fault(const void *opaque)
 /*
  * Start QEMU on KVM under the kernel-contract layer in @mode, rewriting
  * MMIO exits at @gpa; RAM in a file truncated to KEEP_SIZE if @truncated.
- * The guest reads @gpa in 64-bit mode.
+ * The guest reads @gpa in @guest_mode.
  */
 static GuestVM *start_contract_vm(const char *mode, uint64_t gpa,
-                                  bool truncated, char **ram_path)
+                                  bool truncated, uint32_t guest_mode,
+                                  char **ram_path)
 {
     g_autofree char *gpa_str = g_strdup_printf("0x%" PRIx64, gpa);
     g_autofree char *memory = NULL;
@@ -501,7 +504,7 @@ static GuestVM *start_contract_vm(const char *mode, uint64_t gpa,
     g_unsetenv("QKM_KVM_CONTRACT");
     g_unsetenv("QKM_CONTRACT_GPA");
 
-    guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_LONG64);
+    guest_vm_request(vm, MB_REQ_MODE, guest_mode);
     guest_vm_request(vm, MB_REQ_OP, GUEST_OP_READ);
     guest_vm_request(vm, MB_REQ_ADDR, gpa);
     if (truncated) {
@@ -550,7 +553,8 @@ static void test_contract_efault(void)
     if (!contract_usable()) {
         return;
     }
-    vm = start_contract_vm("efault", TARGET_PAGED, true, &ram_path);
+    vm = start_contract_vm("efault", TARGET_PAGED, true,
+                           GUEST_MODE_LONG64, &ram_path);
     ev = contract_report(vm, "kvm-run");
     data = qdict_get_qdict(ev, "data");
     g_assert_cmphex(qdict_get_uint(data, "gpa"), ==, KEEP_SIZE);
@@ -579,7 +583,8 @@ static void test_contract_sigbus(void)
     if (!contract_usable()) {
         return;
     }
-    vm = start_contract_vm("sigbus", TARGET_PAGED, true, &ram_path);
+    vm = start_contract_vm("sigbus", TARGET_PAGED, true,
+                           GUEST_MODE_LONG64, &ram_path);
     ev = contract_report(vm, "sigbus");
     data = qdict_get_qdict(ev, "data");
     g_assert_cmphex(qdict_get_uint(data, "gpa"), ==, TARGET_PAGED);
@@ -608,7 +613,7 @@ static void test_contract_memory_fault(const void *opaque)
         return;
     }
     vm = start_contract_vm(private ? "memory-fault-private" : "memory-fault",
-                           TARGET_PAGED, true, &ram_path);
+                           TARGET_PAGED, true, GUEST_MODE_LONG64, &ram_path);
     ev = contract_report(vm, "kvm-memory-fault-exit");
     data = qdict_get_qdict(ev, "data");
     g_assert_cmpint(qdict_get_bool(data, "private"), ==, private);
@@ -641,7 +646,7 @@ static void test_contract_memory_fault_repeat(void)
         return;
     }
     vm = start_contract_vm("memory-fault-repeat", unassigned, false,
-                           &ram_path);
+                           GUEST_MODE_LONG64, &ram_path);
     ev = contract_report(vm, "kvm-memory-fault-exit");
     data = qdict_get_qdict(ev, "data");
     g_assert_false(qdict_get_bool(data, "private"));
@@ -653,6 +658,39 @@ static void test_contract_memory_fault_repeat(void)
                     "the same fault came back right after QEMU converted "
                     "the range");
     qobject_unref(ev);
+    guest_vm_free(vm);
+    unlink(ram_path);
+}
+
+/*
+ * An emulation failure that KVM reports again and again at CPL 3, where
+ * QEMU re-enters instead of stopping: upstream loops forever; the VM must
+ * stop after a bounded number of repeats.  Not a memory fault: no event.
+ */
+static void test_contract_emulation_failure_cpl3(void)
+{
+    const uint64_t unassigned = 0xd0000000;
+    g_autofree char *ram_path = NULL;
+    g_autofree char *err_text = NULL;
+    QDict *ev;
+    GuestVM *vm;
+
+    if (!contract_usable()) {
+        return;
+    }
+    vm = start_contract_vm("emulation-failure-repeat", unassigned, false,
+                           GUEST_MODE_USER64, &ram_path);
+    ev = wait_event(vm->qts, "STOP", 10000);
+    g_assert_nonnull(ev);
+    qobject_unref(ev);
+    assert_vm_internal_error(vm->qts);
+    g_assert_cmpuint(qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_STAGE), ==,
+                     GUEST_MODE_USER64);
+    g_assert_null(qtest_qmp_event_ref(vm->qts, "GUEST_MEMORY_FAULT"));
+    err_text = guest_vm_stderr(vm);
+    g_assert_nonnull(strstr(err_text, "emulation failure"));
+    g_assert_nonnull(strstr(err_text, "the same emulation failure keeps "
+                            "recurring at the same address: stopping"));
     guest_vm_free(vm);
     unlink(ram_path);
 }
@@ -879,7 +917,7 @@ int main(int argc, char **argv)
         g_autofree char *p2 = NULL, *p3 = NULL;
 
         for (int cause = 0; cause < ARRAY_SIZE(cause_names); cause++) {
-            for (uint32_t m = GUEST_MODE_REAL; m <= GUEST_MODE_LONG64; m++) {
+            for (uint32_t m = GUEST_MODE_REAL; m <= GUEST_MODE_USER64; m++) {
                 for (uint32_t op = GUEST_OP_READ; op <= GUEST_OP_MAX; op++) {
                     FaultCase *c = g_new0(FaultCase, 1);
                     g_autofree char *p = NULL;
@@ -926,6 +964,9 @@ int main(int argc, char **argv)
                         test_contract_memory_fault);
     qtest_add_func("/x86/memory-fault/kvm/contract/memory-fault-repeat",
                    test_contract_memory_fault_repeat);
+    qtest_add_func("/x86/memory-fault/kvm/contract/"
+                   "emulation-failure-repeat-cpl3",
+                   test_contract_emulation_failure_cpl3);
 #endif
 
     ret = g_test_run();

@@ -186,7 +186,8 @@ puts32:
 
 /*
  * Identity-map the low 4 GiB with 2 MiB pages: PML4 at GUEST_PT_BASE,
- * PDPT after it, then four page directories.  The ROM at 4 GiB - 64 KiB
+ * PDPT after it, then four page directories.  Every level allows user
+ * access, for GUEST_MODE_USER64.  The ROM at 4 GiB - 64 KiB
  * stays reachable, so the code keeps running at the same addresses.
  */
 build_page_tables:
@@ -195,11 +196,11 @@ build_page_tables:
         xorl    %eax, %eax
         rep stosl
 
-        movl    $(GUEST_PT_BASE + 0x1000 + 0x3), GUEST_PT_BASE
+        movl    $(GUEST_PT_BASE + 0x1000 + 0x7), GUEST_PT_BASE
         movl    $0, %ecx
 1:      movl    %ecx, %eax
         shll    $12, %eax
-        addl    $(GUEST_PT_BASE + 0x2000 + 0x3), %eax
+        addl    $(GUEST_PT_BASE + 0x2000 + 0x7), %eax
         movl    %eax, (GUEST_PT_BASE + 0x1000)(,%ecx,8)
         incl    %ecx
         cmpl    $4, %ecx
@@ -208,7 +209,7 @@ build_page_tables:
         xorl    %ecx, %ecx
 2:      movl    %ecx, %eax
         shll    $21, %eax
-        orl     $0x83, %eax             /* present, writable, 2 MiB */
+        orl     $0x87, %eax             /* present, writable, user, 2 MiB */
         movl    %eax, (GUEST_PT_BASE + 0x2000)(,%ecx,8)
         incl    %ecx
         cmpl    $2048, %ecx
@@ -226,7 +227,43 @@ entry64:
         outb    %al, $GUEST_DEBUGCON_PORT
         jmp     1b
 2:
-        /* The requested touch, in 64-bit mode. */
+        cmpl    $GUEST_MODE_USER64, MB(MB_REQ_MODE)
+        je      to_user64
+        call    op64
+        movl    $GUEST_DONE, MB(MB_DONE)
+        movl    $GUEST_EXIT_OK, %eax
+        outl    %eax, $GUEST_EXIT_PORT
+3:      hlt
+        jmp     3b
+
+/* To CPL 3 with IOPL 3 (port I/O stays allowed), by iretq. */
+to_user64:
+        pushq   $GUEST_SEL_USER_DATA
+        pushq   $GUEST_STACK_TOP
+        pushfq
+        orq     $0x3000, (%rsp)
+        pushq   $GUEST_SEL_USER_CODE64
+        movl    $entry_user64, %eax     /* zero-extends: ROM is below 4G */
+        pushq   %rax
+        iretq
+
+entry_user64:
+        movl    $GUEST_MODE_USER64, MB(MB_STAGE)
+        movl    $msg_user64, %esi
+1:      lodsb
+        testb   %al, %al
+        jz      2f
+        outb    %al, $GUEST_DEBUGCON_PORT
+        jmp     1b
+2:      call    op64
+        movl    $GUEST_DONE, MB(MB_DONE)
+        movl    $GUEST_EXIT_OK, %eax
+        outl    %eax, $GUEST_EXIT_PORT
+3:      pause                           /* hlt would fault at CPL 3 */
+        jmp     3b
+
+/* The requested touch, in 64-bit mode (CPL 0 or 3). */
+op64:
         movl    MB(MB_REQ_ADDR), %ebx   /* zero-extends into %rbx */
         movl    MB(MB_REQ_OP), %ecx
         jecxz   9f
@@ -265,12 +302,8 @@ entry64:
         decl    %ecx
         jnz     12b
 8:      movl    $GUEST_OP_MARK, MB(MB_OP_DONE)
-9:
-        movl    $GUEST_DONE, MB(MB_DONE)
-        movl    $GUEST_EXIT_OK, %eax
-        outl    %eax, $GUEST_EXIT_PORT
-3:      hlt
-        jmp     3b
+9:      ret
+
 
 /* ------------------------------------------------------------------ */
         .section .rodata
@@ -285,6 +318,8 @@ gdt:
         .quad   0x00cf9b000000ffff      /* GUEST_SEL_CODE32 */
         .quad   0x00cf93000000ffff      /* GUEST_SEL_DATA */
         .quad   0x00af9b000000ffff      /* GUEST_SEL_CODE64 */
+        .quad   0x00affb000000ffff      /* GUEST_SEL_USER_CODE64 */
+        .quad   0x00cff3000000ffff      /* GUEST_SEL_USER_DATA */
 gdt_end:
 gdt_desc:
         .word   gdt_end - gdt - 1
@@ -296,6 +331,8 @@ msg_prot32:
         .asciz  "guest: 32-bit protected mode\n"
 msg_long64:
         .asciz  "guest: 64-bit long mode\n"
+msg_user64:
+        .asciz  "guest: 64-bit user mode (CPL 3)\n"
 
 /* ------------------------------------------------------------------ */
 /* The reset vector: CS base 0xffff0000, IP 0xfff0. */

@@ -64,6 +64,8 @@
 #define GUEST_MODE_REAL         1   /* 16-bit real mode */
 #define GUEST_MODE_PROT32       2   /* 32-bit flat protected mode */
 #define GUEST_MODE_LONG64       3   /* 64-bit long mode, 4 GiB identity map */
+#define GUEST_MODE_USER64       4   /* the same at CPL 3, IOPL 3; ends */
+                                    /* spinning (hlt would fault) */
 
 /*
  * What the guest writes to GUEST_EXIT_PORT when done: isa-debug-exit
@@ -79,5 +81,7 @@
 #define GUEST_SEL_CODE32        0x08
 #define GUEST_SEL_DATA          0x10
 #define GUEST_SEL_CODE64        0x18
+#define GUEST_SEL_USER_CODE64   0x23    /* DPL 3, RPL 3 */
+#define GUEST_SEL_USER_DATA     0x2b    /* DPL 3, RPL 3 */
 
 #endif /* TESTS_QTEST_GUEST_ABI_H */

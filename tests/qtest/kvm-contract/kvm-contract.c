@@ -18,6 +18,11 @@
  *   memory-fault-private
  *                   { flags (KVM_MEMORY_EXIT_FLAG_PRIVATE or 0), gpa of
  *                   the page, size 4096 } (section 4).
+ *   emulation-failure-repeat
+ *                   KVM_EXIT_INTERNAL_ERROR, emulation failure without
+ *                   instruction bytes (section 4), that the kernel keeps
+ *                   reporting on every KVM_RUN without entering the
+ *                   guest: an instruction KVM can never emulate.
  *   memory-fault-repeat
  *                   a shared KVM_EXIT_MEMORY_FAULT that the kernel keeps
  *                   reporting on every KVM_RUN, without entering the
@@ -76,6 +81,7 @@ enum Mode {
     MODE_MEMORY_FAULT,
     MODE_MEMORY_FAULT_PRIVATE,
     MODE_MEMORY_FAULT_REPEAT,
+    MODE_EMULATION_FAILURE_REPEAT,
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -111,6 +117,8 @@ static void __attribute__((constructor)) contract_init(void)
         mode = MODE_MEMORY_FAULT_PRIVATE;
     } else if (!strcmp(m, "memory-fault-repeat")) {
         mode = MODE_MEMORY_FAULT_REPEAT;
+    } else if (!strcmp(m, "emulation-failure-repeat")) {
+        mode = MODE_EMULATION_FAILURE_REPEAT;
     } else {
         fprintf(stderr, "kvm-contract: unknown QKM_KVM_CONTRACT=%s\n", m);
         abort();
@@ -203,6 +211,13 @@ static void set_memory_fault(struct kvm_run *run, uint64_t flags)
     run->memory_fault.size = 0x1000;
 }
 
+static void set_emulation_failure(struct kvm_run *run)
+{
+    run->exit_reason = KVM_EXIT_INTERNAL_ERROR;
+    run->internal.suberror = KVM_INTERNAL_ERROR_EMULATION;
+    run->internal.ndata = 0;
+}
+
 static int rewrite_run(Vcpu *v, int fd, unsigned long req)
 {
     struct kvm_run *run = v->run;
@@ -217,6 +232,12 @@ static int rewrite_run(Vcpu *v, int fd, unsigned long req)
         set_memory_fault(run, 0);
         errno = EFAULT;
         return -1;
+    }
+    if (mode == MODE_EMULATION_FAILURE_REPEAT && v->repeats &&
+        v->repeats < REPEAT_LIMIT) {
+        v->repeats++;
+        set_emulation_failure(run);
+        return 0;
     }
 
     ret = real_ioctl(fd, req, 0);
@@ -256,6 +277,10 @@ static int rewrite_run(Vcpu *v, int fd, unsigned long req)
         set_memory_fault(run, 0);
         errno = EFAULT;
         return -1;
+    case MODE_EMULATION_FAILURE_REPEAT:
+        v->repeats = 1;
+        set_emulation_failure(run);
+        return 0;
     default:
         return ret;
     }
