@@ -802,6 +802,43 @@ static void test_qemu_access(const void *opaque)
     unlink(out);
 }
 
+/*
+ * A legitimate MMIO exit at a RAM address: a write to the BIOS ROM (a
+ * read-only memslot on KVM) is served as before -- ignored -- and the
+ * guest goes on; no report, the VM keeps running.
+ */
+static void test_rom_write_served(const void *opaque)
+{
+    const char *accel = opaque;
+    GuestVMConfig cfg = { .accel = accel };
+    const char *reason;
+    uint32_t before;
+    QDict *rsp;
+    GuestVM *vm;
+
+    if (!guest_accel_usable(accel, &reason)) {
+        g_test_skip(reason);
+        return;
+    }
+    vm = guest_vm_start_config(&cfg);
+    before = qtest_readl(vm->qts, GUEST_IMAGE_BASE);
+    guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_LONG64);
+    guest_vm_request(vm, MB_REQ_OP, GUEST_OP_WRITE);
+    guest_vm_request(vm, MB_REQ_ADDR, GUEST_IMAGE_BASE);
+    guest_vm_resume(vm);
+    g_assert_true(guest_vm_wait_done(vm, 20000));
+    g_assert_cmphex(qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_OP_DONE), ==,
+                    GUEST_OP_MARK);
+    g_assert_cmphex(qtest_readl(vm->qts, GUEST_IMAGE_BASE), ==, before);
+
+    rsp = qtest_qmp(vm->qts, "{ 'execute': 'query-status' }");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "return"), "status"),
+                    ==, "running");
+    qobject_unref(rsp);
+    g_assert_null(qtest_qmp_event_ref(vm->qts, "GUEST_MEMORY_FAULT"));
+    guest_vm_free(vm);
+}
+
 /* The backing-file watch stops the VM before the guest touches anything. */
 static void test_backing_watch(const void *opaque)
 {
@@ -914,7 +951,7 @@ int main(int argc, char **argv)
     have_backing_watch = detect_backing_watch();
 
     for (int a = 0; a < ARRAY_SIZE(accels); a++) {
-        g_autofree char *p2 = NULL, *p3 = NULL;
+        g_autofree char *p2 = NULL, *p3 = NULL, *p4 = NULL;
 
         for (int cause = 0; cause < ARRAY_SIZE(cause_names); cause++) {
             for (uint32_t m = GUEST_MODE_REAL; m <= GUEST_MODE_USER64; m++) {
@@ -943,6 +980,9 @@ int main(int argc, char **argv)
                                 accels[a], access_kinds[k]);
             qtest_add_data_func_full(p, ac, test_qemu_access, g_free);
         }
+        p4 = g_strdup_printf("/x86/memory-fault/%s/rom-write-served",
+                             accels[a]);
+        qtest_add_data_func(p4, accels[a], test_rom_write_served);
         p2 = g_strdup_printf("/x86/memory-fault/%s/backing-watch",
                              accels[a]);
         qtest_add_data_func(p2, accels[a], test_backing_watch);
