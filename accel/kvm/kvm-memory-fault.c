@@ -197,6 +197,16 @@ static bool attribute_differs(RAMBlock *rb, ram_addr_t offset,
     return to_private ? shared : !shared;
 }
 
+/* Remember a fault QEMU resolved, to notice it coming straight back. */
+static void remember_conversion(VcpuFaultState *s, uint64_t gpa,
+                                uint64_t size, uint64_t flags)
+{
+    s->has_converted = true;
+    s->conv_gpa = gpa;
+    s->conv_size = size;
+    s->conv_flags = flags;
+}
+
 int kvm_memory_fault_exit(CPUState *cpu, struct kvm_run *run)
 {
     VcpuFaultState *s = get_state(cpu);
@@ -231,10 +241,7 @@ int kvm_memory_fault_exit(CPUState *cpu, struct kvm_run *run)
              * Guests (TDX OVMF) ask for MMIO ranges to be shared: nothing
              * to do, and a repeat is caught above.
              */
-            s->has_converted = true;
-            s->conv_gpa = gpa;
-            s->conv_size = size;
-            s->conv_flags = flags;
+            remember_conversion(s, gpa, size, flags);
             return 0;
         }
         why = "no RAM at this guest physical address";
@@ -245,10 +252,7 @@ int kvm_memory_fault_exit(CPUState *cpu, struct kvm_run *run)
             !memory_region_is_romd(section.mr)) {
             /* MMIO asked to be shared, as above. */
             memory_region_unref(section.mr);
-            s->has_converted = true;
-            s->conv_gpa = gpa;
-            s->conv_size = size;
-            s->conv_flags = flags;
+            remember_conversion(s, gpa, size, flags);
             return 0;
         }
         why = "the memory is not backed by guest_memfd, so it cannot be "
@@ -266,10 +270,7 @@ int kvm_memory_fault_exit(CPUState *cpu, struct kvm_run *run)
         trace_kvm_memory_fault_convert(gpa, size, to_private);
         ret = kvm_convert_memory(gpa, size, to_private);
         if (ret == 0) {
-            s->has_converted = true;
-            s->conv_gpa = gpa;
-            s->conv_size = size;
-            s->conv_flags = flags;
+            remember_conversion(s, gpa, size, flags);
             return 0;
         }
         why = "converting the range failed";
