@@ -22,12 +22,17 @@
 #include "kvm-memory-fault.h"
 #include "trace.h"
 
-/* Same emulation failure at the same address this often: stop the VM. */
+/*
+ * The same emulation failure at the same address this often in a row
+ * (each within REPEAT_WINDOW_US of the previous one): stop the VM.
+ */
 #define EMULATION_FAILURE_REPEAT_LIMIT 16
+#define REPEAT_WINDOW_US (G_USEC_PER_SEC)
 
 typedef struct VcpuFaultState {
     /* The last emulation failure that was not fatal. */
     uint64_t emu_pc;
+    int64_t emu_time;
     unsigned emu_repeats;
     /* The last KVM_EXIT_MEMORY_FAULT that QEMU resolved by converting. */
     bool has_converted;
@@ -131,6 +136,7 @@ bool kvm_memory_fault_on_emulation_failure(CPUState *cpu,
                                            bool *stop)
 {
     VcpuFaultState *s = get_state(cpu);
+    int64_t now = g_get_monotonic_time();
     GuestMemoryFault f;
     MemTxAttrs attrs;
     hwaddr phys;
@@ -144,7 +150,8 @@ bool kvm_memory_fault_on_emulation_failure(CPUState *cpu,
     pc = cpu->cc->get_pc(cpu);
 
     /* A failure that keeps coming back at the same place never ends. */
-    if (s->emu_repeats && s->emu_pc == pc) {
+    if (s->emu_repeats && s->emu_pc == pc &&
+        now - s->emu_time < REPEAT_WINDOW_US) {
         if (++s->emu_repeats >= EMULATION_FAILURE_REPEAT_LIMIT) {
             *stop = true;
         }
@@ -152,6 +159,7 @@ bool kvm_memory_fault_on_emulation_failure(CPUState *cpu,
         s->emu_pc = pc;
         s->emu_repeats = 1;
     }
+    s->emu_time = now;
     trace_kvm_memory_fault_emulation_failure(pc, s->emu_repeats);
 
     if (run->internal.ndata >= 2 &&
