@@ -17,6 +17,7 @@ PACKAGES=(
     ninja-build
     python3-venv        # configure builds a venv around the system python
     libglib2.0-dev
+    libfdt-dev          # without it meson tries to download dtc
     zlib1g-dev
     flex bison
     git                 # tree preparation applies the series with git am
