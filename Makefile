@@ -41,7 +41,7 @@ bench:
 	bench/run.sh
 
 series: deps
-	QKM_UPSTREAM_REPO=$$(scripts/upstream-repo.sh) && \
+	export QKM_UPSTREAM_REPO=$$(scripts/upstream-repo.sh) && \
 	    /usr/bin/python3 scripts/series.py export $(SERIES_DIR)
 
 edit: deps
@@ -49,12 +49,12 @@ edit: deps
 	    echo "error: $(EDIT_DIR) exists; 'make save' it or remove it first" >&2; \
 	    exit 1; \
 	fi
-	QKM_UPSTREAM_REPO=$$(scripts/upstream-repo.sh) && \
+	export QKM_UPSTREAM_REPO=$$(scripts/upstream-repo.sh) && \
 	    /usr/bin/python3 scripts/series.py edit $(EDIT_DIR)
 	@echo "Edit the commits in $(EDIT_DIR) with git, then run 'make save'."
 
 save:
-	QKM_UPSTREAM_REPO=$$(scripts/upstream-repo.sh) && \
+	export QKM_UPSTREAM_REPO=$$(scripts/upstream-repo.sh) && \
 	    /usr/bin/python3 scripts/series.py save $(EDIT_DIR)
 
 deps:

@@ -381,10 +381,17 @@ class Series:
             if os.path.exists(dest):
                 shutil.rmtree(dest)
             os.makedirs(dest)
+            # The cover letter is from the series' author, not the script.
+            author = git(tree, "log", "-1", "--format=%an%n%ae", "HEAD"
+                         ).stdout.splitlines()
+            env = {}
+            if len(author) == 2:
+                env = {"GIT_COMMITTER_NAME": author[0],
+                       "GIT_COMMITTER_EMAIL": author[1]}
             git(tree, "format-patch", "upstream..HEAD", "-o", dest,
                 "--cover-letter", "--numbered", "--zero-commit",
                 "--no-signature", "--abbrev=12", "--no-renames",
-                "--stat=80")
+                "--stat=80", env=env)
         cover = os.path.join(self.patches_dir, "cover-letter")
         subject, blurb = "QEMU/KVM guest-memory patch set", ""
         if os.path.exists(cover):

@@ -5,7 +5,7 @@
 # patches/ and the overlay: an edit in the work tree reaches patches/ and
 # the overlay; save refuses to overwrite an overlay file that was changed
 # in the repository after 'edit'; a commit that changes no upstream file
-# is refused.  TAP output.
+# is refused; 'make series' exports the series.  TAP output.
 
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -90,6 +90,17 @@ if [ $? -ne 0 ] && grep -q "changes no upstream file" <<<"$out"; then
     ok "a commit that changes no upstream file is refused"
 else
     not_ok "a commit that changes no upstream file is refused" "$out"
+fi
+
+# 5. make series (the Makefile glue): cover letter plus one file a patch.
+out=$(make -s -C "$TOP" series SERIES_DIR="$tmp/series" 2>&1)
+want=$(( $(grep -v '^#' "$TOP/patches/series" | grep -c .) + 1 ))
+got=$(ls "$tmp/series" 2>/dev/null | grep -c '\.patch$')
+if [ "$got" -eq "$want" ] &&
+   grep -q '^Subject: \[PATCH 0/' "$tmp/series/0000-cover-letter.patch"; then
+    ok "make series writes a cover letter and every patch"
+else
+    not_ok "make series writes a cover letter and every patch ($got of $want)" "$out"
 fi
 
 echo "1..$n"
