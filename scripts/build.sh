@@ -36,14 +36,14 @@ QKM_UPSTREAM_REPO=$("$TOP/scripts/upstream-repo.sh")
 series() { "$PYTHON" "$TOP/scripts/series.py" "$@"; }
 
 # --- the source tree ---------------------------------------------------
-first_patch=$(grep -v '^#' "$TOP/patches/series" | grep -v '^[[:space:]]*$' | head -n 1)
+first_patch=$(series_patches "$TOP/patches" | head -n 1)
 if [ "$variant" = patched ]; then
     series check-overlay
     stamp_input() {
         echo "$UPSTREAM_SHA256"
         cat "$TOP/patches/series" "$TOP/patches/overlay-files"
-        grep -v '^#' "$TOP/patches/series" | while read -r p; do
-            [ -n "$p" ] && cat "$TOP/patches/$p"
+        series_patches "$TOP/patches" | while read -r p; do
+            cat "$TOP/patches/$p"
         done
     }
 else
@@ -74,7 +74,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 if [ "$variant" = patched ]; then
     # Overlay files edited in the repository since the tree was prepared.
-    awk '!/^#/ && NF { print $1 }' "$TOP/patches/overlay-files" |
+    overlay_paths "$TOP/patches" |
         rsync -a --checksum --files-from=- "$TOP/" "$src/"
 fi
 

@@ -77,8 +77,7 @@ checkpatch_all() {
 }
 
 patch_files() {
-    grep -v '^[[:space:]]*#' "$patches/series" | grep -v '^[[:space:]]*$' |
-        sed "s|^|$patches/|"
+    series_patches "$patches" | sed "s|^|$patches/|"
 }
 
 export_matches_prepared() {
@@ -105,7 +104,7 @@ round_trip_is_identity() {
     # Copy patches/ and the overlay, edit, save, compare byte for byte.
     mkdir -p "$tmp/rt/overlay"
     cp -a "$patches" "$tmp/rt/patches"
-    awk '!/^#/ && NF { print $1 }' "$patches/overlay-files" |
+    overlay_paths "$patches" |
         rsync -a --files-from=- "$overlay/" "$tmp/rt/overlay/"
     "$PYTHON" "$TOP/scripts/series.py" --patches "$tmp/rt/patches" \
         --overlay "$tmp/rt/overlay" edit "$tmp/rt/tree" || return 1
@@ -117,10 +116,10 @@ round_trip_is_identity() {
         cmp "$overlay/$f" "$tmp/rt/overlay/$f" || rc=1
         [ "$(stat -c %a "$overlay/$f")" = "$(stat -c %a "$tmp/rt/overlay/$f")" ] ||
             { echo "$f: mode changed"; rc=1; }
-    done < <(awk '!/^#/ && NF { print $1 }' "$patches/overlay-files")
+    done < <(overlay_paths "$patches")
     # No file appeared or vanished.
     diff <(cd "$tmp/rt/overlay" && find . -type f | sed 's|^\./||' | sort) \
-         <(awk '!/^#/ && NF { print $1 }' "$patches/overlay-files" | sort) ||
+         <(overlay_paths "$patches" | sort) ||
         rc=1
     return $rc
 }

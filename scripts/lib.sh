@@ -30,6 +30,17 @@ note() {
     echo ">>> $*" >&2
 }
 
+# The patch files that DIR/series lists, in order (as scripts/series.py
+# reads it: '#' starts a comment, blank lines are skipped).
+series_patches() {
+    sed -e 's/#.*//' -e 's/[[:space:]]*$//' -e '/^[[:space:]]*$/d' "$1/series"
+}
+
+# The overlay files that DIR/overlay-files lists.
+overlay_paths() {
+    sed -e 's/#.*//' "$1/overlay-files" | awk 'NF { print $1 }'
+}
+
 sha256_of() {
     sha256sum "$1" | cut -d' ' -f1
 }

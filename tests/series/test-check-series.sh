@@ -7,7 +7,7 @@
 # checker is the test command's own series check.  TAP output.
 
 set -uo pipefail
-TOP=$(cd "$(dirname "$0")/../.." && pwd)
+. "$(dirname "$0")/../../scripts/lib.sh"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/test-check-series.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -20,16 +20,16 @@ copy_repo() {
     local d=$tmp/$1
     mkdir -p "$d/overlay"
     cp -a "$TOP/patches" "$d/patches"
-    awk '!/^#/ && NF { print $1 }' "$TOP/patches/overlay-files" |
+    overlay_paths "$TOP/patches" |
         rsync -a --files-from=- "$TOP/" "$d/overlay/"
 }
 
 last_patch() {
-    grep -v '^#' "$1/patches/series" | grep -v '^[[:space:]]*$' | tail -n 1
+    series_patches "$1/patches" | tail -n 1
 }
 
 second_patch() {
-    grep -v '^#' "$1/patches/series" | grep -v '^[[:space:]]*$' | sed -n 2p
+    series_patches "$1/patches" | sed -n 2p
 }
 
 # expect_failure NAME PATTERN: the checker fails on $tmp/NAME and its

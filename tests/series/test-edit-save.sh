@@ -30,7 +30,7 @@ not_ok() {
 
 mkdir -p "$tmp/repo/overlay"
 cp -a "$TOP/patches" "$tmp/repo/patches"
-awk '!/^#/ && NF { print $1 }' "$TOP/patches/overlay-files" |
+overlay_paths "$TOP/patches" |
     rsync -a --files-from=- "$TOP/" "$tmp/repo/overlay/"
 series() {
     "$PYTHON" "$TOP/scripts/series.py" --patches "$tmp/repo/patches" \
@@ -39,8 +39,7 @@ series() {
 g() {
     git -C "$tmp/tree" -c user.name=Test -c user.email=test@example.com "$@"
 }
-overlay_file=$(awk '!/^#/ && NF && $1 ~ /\.c$/ { print $1; exit }' \
-               "$TOP/patches/overlay-files")
+overlay_file=$(overlay_paths "$TOP/patches" | grep -m1 '\.c$')
 owner=$(awk -v f="$overlay_file" '$1 == f { print $2 }' \
         "$TOP/patches/overlay-files")
 
@@ -94,7 +93,7 @@ fi
 
 # 5. make series (the Makefile glue): cover letter plus one file a patch.
 out=$(make -s -C "$TOP" series SERIES_DIR="$tmp/series" 2>&1)
-want=$(( $(grep -v '^#' "$TOP/patches/series" | grep -c .) + 1 ))
+want=$(( $(series_patches "$TOP/patches" | wc -l) + 1 ))
 got=$(ls "$tmp/series" 2>/dev/null | grep -c '\.patch$')
 if [ "$got" -eq "$want" ] &&
    grep -q '^Subject: \[PATCH 0/' "$tmp/series/0000-cover-letter.patch"; then
