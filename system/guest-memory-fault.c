@@ -145,6 +145,18 @@ static char *fd_path(int fd)
     return g_strdup(buf);
 }
 
+/*
+ * Is @fd a KVM guest_memfd?  RAM can live in one that QEMU maps
+ * (memory-backend-memfd,guest-memfd=on); it has a fixed size and no
+ * filesystem, so it is neither watched nor checked for free space.
+ */
+static bool fd_is_guest_memfd(int fd)
+{
+    g_autofree char *path = fd_path(fd);
+
+    return path && !strcmp(path, "anon_inode:[kvm-gmem]");
+}
+
 static void probe_backing(GuestMemoryFault *f)
 {
     RAMBlock *rb = f->block;
@@ -160,7 +172,10 @@ static void probe_backing(GuestMemoryFault *f)
         f->backing = GUEST_MEMORY_BACKING_ANONYMOUS;
     } else {
         f->backing_path = fd_path(rb->fd);
-        if (f->backing_path && g_str_has_prefix(f->backing_path, "/memfd:")) {
+        if (fd_is_guest_memfd(rb->fd)) {
+            f->backing = GUEST_MEMORY_BACKING_GUEST_MEMFD;
+        } else if (f->backing_path &&
+                   g_str_has_prefix(f->backing_path, "/memfd:")) {
             f->backing = GUEST_MEMORY_BACKING_MEMFD;
         } else {
             f->backing = GUEST_MEMORY_BACKING_FILE;
@@ -718,7 +733,8 @@ static int watch_block_cb(RAMBlock *rb, void *opaque)
     g_autofree char *proc = NULL;
     WatchedBlock w = { .rb = rb, .wd = -1 };
 
-    if (rb->fd < 0 || !backing_watch_enabled(rb)) {
+    if (rb->fd < 0 || !backing_watch_enabled(rb) ||
+        fd_is_guest_memfd(rb->fd)) {
         return 0;
     }
     proc = g_strdup_printf("/proc/self/fd/%d", rb->fd);
@@ -745,7 +761,7 @@ static int check_free_space_cb(RAMBlock *rb, void *opaque)
     struct statvfs vfs;
     uint64_t allocated, needed, free_bytes;
 
-    if (rb->fd < 0 || !qemu_ram_is_shared(rb) ||
+    if (rb->fd < 0 || !qemu_ram_is_shared(rb) || fd_is_guest_memfd(rb->fd) ||
         fstat(rb->fd, &st) < 0 || fstatvfs(rb->fd, &vfs) < 0) {
         return 0;
     }
