@@ -27,6 +27,7 @@
 #include "system/reset.h"
 #include "system/runstate.h"
 #include "hw/boards.h"
+#include "cpu.h"
 #include "confidential-guest.h"
 #include "kvm_i386.h"
 #include "trace.h"
@@ -138,6 +139,21 @@ static int sw_protected_vm_kvm_init(ConfidentialGuestSupport *cgs,
     return 0;
 }
 
+/*
+ * The guest requests conversions with KVM_HC_MAP_GPA_RANGE itself (no
+ * hardware protocol synthesizes them), so tell it the hypercall exists.
+ */
+static uint32_t sw_protected_vm_adjust_cpuid_features(X86ConfidentialGuest *cg,
+                                                      uint32_t feature,
+                                                      uint32_t index, int reg,
+                                                      uint32_t value)
+{
+    if (feature == KVM_CPUID_FEATURES && reg == R_EAX) {
+        value |= 1U << KVM_FEATURE_HC_MAP_GPA_RANGE;
+    }
+    return value;
+}
+
 static int sw_protected_vm_kvm_type(X86ConfidentialGuest *cg)
 {
     return KVM_X86_SW_PROTECTED_VM;
@@ -157,6 +173,7 @@ static void sw_protected_vm_class_init(ObjectClass *oc, const void *data)
 
     klass->kvm_init = sw_protected_vm_kvm_init;
     x86_klass->kvm_type = sw_protected_vm_kvm_type;
+    x86_klass->adjust_cpuid_features = sw_protected_vm_adjust_cpuid_features;
 }
 
 static const TypeInfo sw_protected_vm_info = {

@@ -35,6 +35,27 @@ entry16:
         movw    %ax, %ss
         movw    $GUEST_STACK_TOP, %sp
 
+        /* Under KVM, make the mailbox page shared (see guest-abi.h). */
+        movl    $0x40000000, %eax
+        cpuid
+        cmpl    $GUEST_KVM_SIGNATURE_EBX, %ebx
+        jne     1f
+        movl    $0x40000001, %eax
+        cpuid
+        movl    %edx, %edi
+        movl    %eax, %esi
+        movl    $GUEST_HC_MAP_GPA_RANGE, %eax
+        movl    $GUEST_MAILBOX_GPA, %ebx
+        movl    $1, %ecx
+        xorl    %edx, %edx
+        btl     $GUEST_CONTRACT_HC_BIT, %edi
+        jc      2f
+        btl     $GUEST_KVM_FEATURE_MAP_GPA, %esi
+        jnc     1f
+        vmcall
+        jmp     1f
+2:      outl    %eax, $GUEST_CONTRACT_HC_PORT
+1:
         movl    $GUEST_MAGIC, MB(MB_MAGIC)
         movl    $GUEST_MODE_REAL, MB(MB_STAGE)
 
@@ -266,7 +287,8 @@ entry_user64:
 op64:
         movl    MB(MB_REQ_ADDR), %ebx   /* zero-extends into %rbx */
         movl    MB(MB_REQ_OP), %ecx
-        jecxz   9f
+        testl   %ecx, %ecx
+        jz      9f
         movl    $GUEST_OP_MARK, MB(MB_OP_STARTED)
         cmpl    $GUEST_OP_READ, %ecx
         jne     4f
@@ -296,12 +318,57 @@ op64:
         jnz     11b
         jmp     8f
 10:     cmpl    $GUEST_OP_MMIO_LOOP, %ecx
-        jne     8f
+        jne     13f
         movl    MB(MB_REQ_COUNT), %ecx
 12:     movl    (%rbx), %eax
         decl    %ecx
         jnz     12b
+        jmp     8f
+13:     cmpl    $GUEST_OP_SCRIPT, %ecx
+        jne     8f
+        call    script64
 8:      movl    $GUEST_OP_MARK, MB(MB_OP_DONE)
+9:      ret
+
+/* Run the steps at MB_SCRIPT (guest-abi.h); %rsi walks the steps. */
+script64:
+        movl    $MB(MB_SCRIPT), %esi
+1:      movl    STEP_OP(%rsi), %ecx
+        testl   %ecx, %ecx
+        jz      9f
+        movl    STEP_ADDR(%rsi), %ebx   /* zero-extends into %rbx */
+        cmpl    $STEP_WRITE32, %ecx
+        jne     2f
+        movl    STEP_ARG(%rsi), %eax
+        movl    %eax, (%rbx)
+        jmp     8f
+2:      cmpl    $STEP_READ32, %ecx
+        jne     3f
+        movl    (%rbx), %eax
+        movl    %eax, STEP_RESULT(%rsi)
+        jmp     8f
+3:      movl    $GUEST_MAP_GPA_ENCRYPTED, %edx
+        cmpl    $STEP_MAP_PRIVATE, %ecx
+        je      4f
+        xorl    %edx, %edx
+        cmpl    $STEP_MAP_SHARED, %ecx
+        jne     8f
+4:      movl    %edx, %edi              /* the attributes */
+        movl    $0x40000001, %eax
+        cpuid
+        movl    STEP_ADDR(%rsi), %ebx
+        movl    STEP_ARG(%rsi), %ecx
+        movl    $GUEST_HC_MAP_GPA_RANGE, %eax
+        btl     $GUEST_CONTRACT_HC_BIT, %edx
+        movl    %edi, %edx
+        jc      5f
+        vmcall
+        jmp     6f
+5:      outl    %eax, $GUEST_CONTRACT_HC_PORT
+6:      movl    %eax, STEP_RESULT(%rsi)
+8:      incl    MB(MB_STEPS_DONE)
+        addl    $STEP_SIZE, %esi
+        jmp     1b
 9:      ret
 
 

@@ -36,7 +36,49 @@
 #define MB_OP_DONE              0x20    /* u32: GUEST_OP_MARK after the op */
 #define MB_OP_VALUE             0x24    /* u32: byte read by GUEST_OP_READ */
 #define MB_FAR_PTR              0x28    /* u32: scratch for real-mode lcall */
+#define MB_STEPS_DONE           0x2c    /* u32: GUEST_OP_SCRIPT steps done */
 #define MB_SIZE                 0x40
+
+/*
+ * GUEST_OP_SCRIPT (64-bit kernel mode only) runs the steps at MB_SCRIPT,
+ * in the mailbox page, until one has op STEP_END, counting each finished
+ * step in MB_STEPS_DONE.  A step is four u32: op, addr, arg, result.
+ */
+#define MB_SCRIPT               0x100
+#define MB_SCRIPT_STEPS         32
+#define STEP_SIZE               16
+#define STEP_OP                 0x0
+#define STEP_ADDR               0x4
+#define STEP_ARG                0x8
+#define STEP_RESULT             0xc
+
+#define STEP_END                0
+#define STEP_WRITE32            1   /* movl arg, (addr) */
+#define STEP_READ32             2   /* result = (addr) */
+#define STEP_MAP_PRIVATE        3   /* MAP_GPA_RANGE(addr, arg pages, private) */
+#define STEP_MAP_SHARED         4   /* ... shared; result = the hypercall's */
+
+/*
+ * KVM's hypercall ABI (include/uapi/linux/kvm_para.h): nr in RAX, then
+ * RBX, RCX, RDX; the result comes back in RAX.  Under KVM the guest first
+ * asks for its mailbox page to be shared, so that the qtest sees it in a
+ * VM whose memory starts private; elsewhere KVM answers -KVM_ENOSYS.
+ */
+#define GUEST_HC_MAP_GPA_RANGE  12
+/* CPUID 0x40000001 EAX: KVM_FEATURE_HC_MAP_GPA_RANGE, the hypercall exists */
+#define GUEST_KVM_FEATURE_MAP_GPA 16
+/*
+ * This project's PVM-backed KVM does not exit to userspace on VMCALL.  The
+ * test-only kernel-contract layer (tests/qtest/kvm-contract) then sets
+ * this bit of CPUID 0x40000001 EDX, and the guest traps its hypercalls
+ * with an OUTL to GUEST_CONTRACT_HC_PORT instead, which the layer turns
+ * into the KVM_EXIT_HYPERCALL a real kernel would produce.  No real
+ * kernel sets the bit.
+ */
+#define GUEST_CONTRACT_HC_BIT   30
+#define GUEST_CONTRACT_HC_PORT  0xe4    /* OUTL imm8: RDX keeps its value */
+#define GUEST_MAP_GPA_ENCRYPTED 0x10    /* KVM_MAP_GPA_RANGE_ENCRYPTED */
+#define GUEST_KVM_SIGNATURE_EBX 0x4b4d564b  /* "KVMK" from CPUID 0x40000000 */
 
 /*
  * Operations on MB_REQ_ADDR, done once the requested mode is reached.
@@ -52,6 +94,8 @@
 /* Loops for benchmarks, 64-bit mode only: MB_REQ_COUNT iterations. */
 #define GUEST_OP_PIO_LOOP       5   /* outb to GUEST_PIO_LOOP_PORT */
 #define GUEST_OP_MMIO_LOOP      6   /* readl from MB_REQ_ADDR (a device) */
+/* Private-memory steps, 64-bit kernel mode only: see MB_SCRIPT. */
+#define GUEST_OP_SCRIPT         7
 
 #define GUEST_PIO_LOOP_PORT     0x80
 

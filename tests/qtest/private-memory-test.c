@@ -1,0 +1,690 @@
+/*
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * Private (guest_memfd) memory, driven by the freestanding test guest
+ * (tests/qtest/guest):
+ *
+ * - RAM in a shared guest_memfd (memory-backend-memfd,guest-memfd=on):
+ *   runs on the real KVM wherever KVM_CAP_GUEST_MEMFD_FLAGS has
+ *   MMAP|INIT_SHARED (Linux 6.18+), and is skipped with the reason
+ *   elsewhere.  Start-up errors, discard, query-memdev and migration to a
+ *   file.
+ * - sw-protected-vm: conversions through KVM_HC_MAP_GPA_RANGE, where data
+ *   lives, a genuine private-memory fault, an implicit conversion.  Runs
+ *   on the real KVM where KVM_CAP_VM_TYPES has KVM_X86_SW_PROTECTED_VM,
+ *   and otherwise against the kernel-contract layer's model of that VM
+ *   type (tests/qtest/kvm-contract, documented contract:
+ *   ../shared/KERNEL-API.md sections 3-4 and the kernel sources cited
+ *   there); the test log says which.  The fault-injection cases always use
+ *   the layer: no real kernel fails a guest_memfd page on demand.
+ */
+
+#include "qemu/osdep.h"
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <linux/kvm.h>
+#include "libqtest.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
+#include "guest/guest-qtest.h"
+
+#define RAM_SIZE        (64 * 1024 * 1024)
+#define PAGE_A          0x200000    /* converted to shared */
+#define PAGE_B          0x201000    /* stays private */
+#define PAGE_C          0x202000    /* private -> shared -> private */
+#define HOST_A          0x0a0a0a0a  /* written through QEMU's (shared) view */
+#define HOST_B          0x0b0b0b0b
+#define HOST_C          0x0c0c0c0c
+#define GUEST_A         0xa1a1a1a1  /* written by the guest */
+#define GUEST_B         0xb1b1b1b1
+#define GUEST_C         0xc1c1c1c1
+
+#ifndef KVM_CAP_GUEST_MEMFD_FLAGS
+#define KVM_CAP_GUEST_MEMFD_FLAGS 244
+#endif
+
+/* --- capabilities of the real KVM --- */
+
+static int kvm_cap(bool on_vm, long cap)
+{
+    int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    int fd, ret;
+
+    if (kvm < 0) {
+        return -1;
+    }
+    fd = on_vm ? ioctl(kvm, KVM_CREATE_VM, 0) : kvm;
+    ret = fd < 0 ? -1 : ioctl(fd, KVM_CHECK_EXTENSION, cap);
+    if (on_vm && fd >= 0) {
+        close(fd);
+    }
+    close(kvm);
+    return ret;
+}
+
+static bool guest_memfd_ram_usable(void)
+{
+    const char *reason;
+    int flags;
+
+    if (!guest_accel_usable("kvm", &reason)) {
+        g_test_skip(reason);
+        return false;
+    }
+    flags = kvm_cap(true, KVM_CAP_GUEST_MEMFD_FLAGS);
+    if (flags < 0 || (flags & 3) != 3) {
+        g_test_skip("KVM_CAP_GUEST_MEMFD_FLAGS lacks MMAP|INIT_SHARED "
+                    "(Linux 6.18+ needed)");
+        return false;
+    }
+    return true;
+}
+
+static bool real_sw_protected_vm(void)
+{
+    int types = kvm_cap(false, KVM_CAP_VM_TYPES);
+
+    return types > 0 && (types & (1 << KVM_X86_SW_PROTECTED_VM));
+}
+
+/* Wait for the guest; on a timeout, show what it and QEMU said. */
+static void wait_guest_done(GuestVM *vm)
+{
+    if (!guest_vm_wait_done(vm, 10000)) {
+        g_autofree char *con = guest_vm_debugcon(vm);
+        g_autofree char *err = vm->stderr_path ? guest_vm_stderr(vm) : NULL;
+
+        g_test_message("guest console: %s", con);
+        g_test_message("QEMU stderr: %s", err ? err : "");
+        g_assert_not_reached();
+    }
+}
+
+static bool str_has_line(const char *text, const char *line)
+{
+    g_autofree char *needle = g_strdup_printf("\n%s\n", line);
+    g_autofree char *hay = g_strdup_printf("\n%s", text);
+
+    return strstr(hay, needle) != NULL;
+}
+
+static unsigned count_lines(const char *text, const char *line)
+{
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    unsigned n = 0;
+
+    for (int i = 0; lines[i]; i++) {
+        n += !strcmp(lines[i], line);
+    }
+    return n;
+}
+
+/* Run QEMU to a start-up error; return its stderr. */
+static char *startup_error(const char *accel, const char *args,
+                           const char *env)
+{
+    g_autofree char *cmd = NULL;
+    g_autofree char *out = NULL;
+    char *err = NULL;
+    int status;
+
+    cmd = g_strdup_printf("env %s %s -accel %s -machine pc -m 64M "
+                          "-nodefaults -display none -S %s", env ? env : "",
+                          qtest_qemu_binary(NULL), accel, args);
+    g_assert_true(g_spawn_command_line_sync(cmd, &out, &err, &status, NULL));
+    g_assert_false(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    return err;
+}
+
+/* --- RAM in a shared guest_memfd --- */
+
+#define GMEM_RAM "memory-backend-memfd,id=ram0,size=64M,share=on,guest-memfd=on"
+
+static GuestVM *start_gmem_vm(const char *extra)
+{
+    GuestVMConfig cfg = {
+        .accel = "kvm", .memory = GMEM_RAM, .extra_args = extra,
+        .capture_stderr = true,
+    };
+
+    return guest_vm_start_config(&cfg);
+}
+
+/* The guest reads what QEMU wrote and writes what QEMU then reads. */
+static void test_gmem_ram_access(void)
+{
+    GuestVM *vm;
+    g_autofree char *err = NULL;
+
+    if (!guest_memfd_ram_usable()) {
+        return;
+    }
+    vm = start_gmem_vm(NULL);
+    qtest_writeb(vm->qts, PAGE_A, 0x77);
+    guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_LONG64);
+    guest_vm_request(vm, MB_REQ_OP, GUEST_OP_READ);
+    guest_vm_request(vm, MB_REQ_ADDR, PAGE_A);
+    guest_vm_resume(vm);
+    wait_guest_done(vm);
+    g_assert_cmphex(qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_OP_VALUE),
+                    ==, 0x77);
+    guest_vm_free(vm);
+
+    vm = start_gmem_vm(NULL);
+    guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_USER64);
+    guest_vm_request(vm, MB_REQ_OP, GUEST_OP_WRITE);
+    guest_vm_request(vm, MB_REQ_ADDR, PAGE_B);
+    guest_vm_resume(vm);
+    wait_guest_done(vm);
+    g_assert_cmphex(qtest_readb(vm->qts, PAGE_B), ==, GUEST_WRITE_BYTE);
+    /* No free-space warning: a guest_memfd has no filesystem. */
+    err = guest_vm_stderr(vm);
+    g_assert_null(strstr(err, "free"));
+    guest_vm_free(vm);
+}
+
+/* Find QEMU's guest_memfd and punch a hole in it, as a discard does. */
+static void punch_qemu_gmem(QTestState *qts, off_t offset)
+{
+    pid_t pid = qtest_pid(qts);
+    g_autofree char *dir = g_strdup_printf("/proc/%d/fd", pid);
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *name;
+    int pidfd, fd = -1;
+
+    g_assert_nonnull(d);
+    pidfd = syscall(SYS_pidfd_open, pid, 0);
+    g_assert_cmpint(pidfd, >=, 0);
+    while ((name = g_dir_read_name(d)) && fd < 0) {
+        g_autofree char *link = g_strdup_printf("%s/%s", dir, name);
+        g_autofree char *target = g_file_read_link(link, NULL);
+
+        if (target && !strcmp(target, "anon_inode:[kvm-gmem]")) {
+            fd = syscall(SYS_pidfd_getfd, pidfd, atoi(name), 0);
+        }
+    }
+    close(pidfd);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                              offset, 4096), ==, 0);
+    close(fd);
+}
+
+static void test_gmem_ram_discard(void)
+{
+    GuestVM *vm;
+
+    if (!guest_memfd_ram_usable()) {
+        return;
+    }
+    vm = start_gmem_vm(NULL);
+    qtest_writel(vm->qts, PAGE_A, HOST_A);
+    g_assert_cmphex(qtest_readl(vm->qts, PAGE_A), ==, HOST_A);
+    punch_qemu_gmem(vm->qts, PAGE_A);
+    g_assert_cmphex(qtest_readl(vm->qts, PAGE_A), ==, 0);
+
+    /* The guest sees the discarded page as zero too. */
+    qtest_writeb(vm->qts, PAGE_B, 0x55);
+    punch_qemu_gmem(vm->qts, PAGE_B);
+    guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_LONG64);
+    guest_vm_request(vm, MB_REQ_OP, GUEST_OP_READ);
+    guest_vm_request(vm, MB_REQ_ADDR, PAGE_B);
+    guest_vm_resume(vm);
+    wait_guest_done(vm);
+    g_assert_cmphex(qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_OP_VALUE),
+                    ==, 0);
+    guest_vm_free(vm);
+}
+
+static void test_gmem_ram_query_memdev(void)
+{
+    GuestVM *vm;
+    QDict *rsp;
+    QList *list;
+    QDict *m;
+
+    if (!guest_memfd_ram_usable()) {
+        return;
+    }
+    vm = start_gmem_vm("-object memory-backend-memfd,id=plain,size=4M");
+    rsp = qtest_qmp(vm->qts, "{ 'execute': 'query-memdev' }");
+    list = qdict_get_qlist(rsp, "return");
+    g_assert_cmpint(qlist_size(list), ==, 2);
+    for (const QListEntry *e = qlist_first(list); e; e = qlist_next(e)) {
+        m = qobject_to(QDict, qlist_entry_obj(e));
+        g_assert_true(qdict_haskey(m, "guest-memfd"));
+        g_assert_cmpint(qdict_get_bool(m, "guest-memfd"), ==,
+                        !strcmp(qdict_get_str(m, "id"), "ram0"));
+    }
+    qobject_unref(rsp);
+    guest_vm_free(vm);
+}
+
+static void wait_migration(QTestState *qts)
+{
+    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+    const char *status;
+    QDict *rsp;
+
+    do {
+        rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
+        status = qdict_get_try_str(qdict_get_qdict(rsp, "return"), "status");
+        if (status && !strcmp(status, "completed")) {
+            qobject_unref(rsp);
+            return;
+        }
+        g_assert_false(status && !strcmp(status, "failed"));
+        qobject_unref(rsp);
+        g_usleep(10000);
+    } while (g_get_monotonic_time() < deadline);
+    g_assert_not_reached();
+}
+
+/* Save to a file with the guest paused, load into a new QEMU. */
+static void test_gmem_ram_migrate_file(void)
+{
+    g_autofree char *dir = NULL;
+    g_autofree char *file = NULL;
+    g_autofree char *incoming = NULL;
+    g_autofree char *uri = NULL;
+    GuestVM *vm;
+
+    if (!guest_memfd_ram_usable()) {
+        return;
+    }
+    dir = g_dir_make_tmp("qtest-gmem-XXXXXX", NULL);
+    file = g_build_filename(dir, "state", NULL);
+    vm = start_gmem_vm(NULL);
+    guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_LONG64);
+    guest_vm_request(vm, MB_REQ_OP, GUEST_OP_WRITE);
+    guest_vm_request(vm, MB_REQ_ADDR, PAGE_C);
+    qtest_writel(vm->qts, PAGE_A, HOST_A);
+    qtest_writel(vm->qts, RAM_SIZE - 4, HOST_B);
+    guest_vm_resume(vm);
+    wait_guest_done(vm);
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'stop' }");
+    uri = g_strdup_printf("file:%s", file);
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'migrate', 'arguments':"
+                             " { 'uri': %s } }", uri);
+    wait_migration(vm->qts);
+    guest_vm_free(vm);
+
+    incoming = g_strdup_printf("-incoming file:%s", file);
+    vm = start_gmem_vm(incoming);
+    wait_migration(vm->qts);
+    g_assert_cmphex(qtest_readl(vm->qts, PAGE_A), ==, HOST_A);
+    g_assert_cmphex(qtest_readl(vm->qts, RAM_SIZE - 4), ==, HOST_B);
+    g_assert_cmphex(qtest_readb(vm->qts, PAGE_C), ==, GUEST_WRITE_BYTE);
+    g_assert_cmphex(qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_DONE), ==,
+                    GUEST_DONE);
+    guest_vm_free(vm);
+    unlink(file);
+    rmdir(dir);
+}
+
+static void test_gmem_ram_errors(void)
+{
+    static const struct {
+        const char *opts, *accel, *expect;
+    } cases[] = {
+        { "share=off", "kvm", "guest-memfd=on needs share=on" },
+        { "seal=on", "kvm", "cannot be combined with seal=on" },
+        { "hugetlb=on", "kvm", "cannot be combined with hugetlb=on" },
+        { "", "tcg", "guest-memfd=on needs the KVM accelerator" },
+    };
+    const char *reason;
+
+    if (!guest_accel_usable("kvm", &reason)) {
+        g_test_skip(reason);
+        return;
+    }
+    for (int i = 0; i < ARRAY_SIZE(cases); i++) {
+        g_autofree char *args = g_strdup_printf(
+            "-object memory-backend-memfd,id=ram0,size=64M,"
+            "guest-memfd=on%s%s -machine memory-backend=ram0",
+            *cases[i].opts ? "," : "", cases[i].opts);
+        g_autofree char *err = NULL;
+
+        if (strstr(cases[i].opts, "hugetlb") &&
+            !g_file_test("/sys/kernel/mm/hugepages", G_FILE_TEST_IS_DIR)) {
+            continue;
+        }
+        err = startup_error(cases[i].accel, args, NULL);
+        g_test_message("%s -> %s", cases[i].opts, err);
+        g_assert_nonnull(strstr(err, "memory backend 'ram0': "));
+        g_assert_nonnull(strstr(err, cases[i].expect));
+    }
+}
+
+/* A kernel without the flags: the contract layer hides them. */
+static void test_gmem_ram_old_kernel(void)
+{
+    g_autofree char *env = g_strdup_printf(
+        "LD_PRELOAD=%s QKM_KVM_HIDE_CAP=%d", KVM_CONTRACT_LIB,
+        KVM_CAP_GUEST_MEMFD_FLAGS);
+    g_autofree char *err = NULL;
+    const char *reason;
+
+    if (!guest_accel_usable("kvm", &reason)) {
+        g_test_skip(reason);
+        return;
+    }
+    err = startup_error("kvm", "-object " GMEM_RAM " -machine memory-backend=ram0",
+                        env);
+    g_assert_nonnull(strstr(err, "KVM_CAP_GUEST_MEMFD_FLAGS is 0x0, lacks "
+                            "MMAP|INIT_SHARED; Linux 6.18 or later needed"));
+}
+
+/* --- sw-protected-vm --- */
+
+#define SWP_ARGS "-machine confidential-guest-support=p0 " \
+                 "-object sw-protected-vm,id=p0 -trace kvm_set_memory_attributes"
+
+static const char *model_env(void)
+{
+    return real_sw_protected_vm() ? NULL : "sw-protected-vm";
+}
+
+static GuestVM *start_swp_vm(const char *inject, uint64_t gpa)
+{
+    GuestVMConfig cfg = {
+        .accel = "kvm", .extra_args = SWP_ARGS, .capture_stderr = true,
+    };
+    g_autofree char *gpa_str = g_strdup_printf("0x%" PRIx64, gpa);
+    GuestVM *vm;
+
+    if (model_env() || inject) {
+        g_setenv("LD_PRELOAD", KVM_CONTRACT_LIB, true);
+    }
+    if (model_env()) {
+        g_test_message("no KVM_X86_SW_PROTECTED_VM in this kernel: running "
+                       "against the kernel-contract layer's model of it");
+        g_setenv("QKM_KVM_MODEL", model_env(), true);
+    } else {
+        g_test_message("running on the real KVM_X86_SW_PROTECTED_VM");
+    }
+    if (inject) {
+        g_test_message("injecting %s at 0x%" PRIx64 " (kernel-contract "
+                       "layer)", inject, gpa);
+        g_setenv("QKM_KVM_CONTRACT", inject, true);
+        g_setenv("QKM_CONTRACT_GPA", gpa_str, true);
+    }
+    vm = guest_vm_start_config(&cfg);
+    g_unsetenv("LD_PRELOAD");
+    g_unsetenv("QKM_KVM_MODEL");
+    g_unsetenv("QKM_KVM_CONTRACT");
+    g_unsetenv("QKM_CONTRACT_GPA");
+    return vm;
+}
+
+static void script_step(GuestVM *vm, int i, uint32_t op, uint32_t addr,
+                        uint32_t arg)
+{
+    uint64_t step = GUEST_MAILBOX_GPA + MB_SCRIPT + i * STEP_SIZE;
+
+    g_assert_cmpint(i, <, MB_SCRIPT_STEPS);
+    qtest_writel(vm->qts, step + STEP_OP, op);
+    qtest_writel(vm->qts, step + STEP_ADDR, addr);
+    qtest_writel(vm->qts, step + STEP_ARG, arg);
+    qtest_writel(vm->qts, step + STEP_RESULT, 0xdeadbeef);
+}
+
+static uint32_t step_result(GuestVM *vm, int i)
+{
+    return qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_SCRIPT +
+                       i * STEP_SIZE + STEP_RESULT);
+}
+
+static void start_script(GuestVM *vm)
+{
+    guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_LONG64);
+    guest_vm_request(vm, MB_REQ_OP, GUEST_OP_SCRIPT);
+    guest_vm_resume(vm);
+}
+
+static bool swp_usable(void)
+{
+    const char *reason;
+
+    if (!guest_accel_usable("kvm", &reason)) {
+        g_test_skip(reason);
+        return false;
+    }
+    return true;
+}
+
+static char *attr_line(uint64_t gpa, uint32_t attrs)
+{
+    return g_strdup_printf("kvm_set_memory_attributes start 0x%" PRIx64
+                           " size 0x1000 attributes 0x%x ret 0", gpa, attrs);
+}
+
+/*
+ * The guest converts pages and writes patterns; private contents stay out
+ * of QEMU's shared view, and each conversion discards the other copy.
+ */
+static void test_swp_conversions(void)
+{
+    g_autofree char *err = NULL;
+    g_autofree char *a_shared = attr_line(PAGE_A, 0);
+    g_autofree char *c_shared = attr_line(PAGE_C, 0);
+    g_autofree char *c_private = attr_line(PAGE_C, KVM_MEMORY_ATTRIBUTE_PRIVATE);
+    g_autofree char *mb_shared = attr_line(GUEST_MAILBOX_GPA, 0);
+    g_autofree char *b_any = g_strdup_printf("start 0x%x size 0x1000", PAGE_B);
+    GuestVM *vm;
+    int n = 0;
+
+    if (!swp_usable()) {
+        return;
+    }
+    vm = start_swp_vm(NULL, 0);
+    qtest_writel(vm->qts, PAGE_A, HOST_A);
+    qtest_writel(vm->qts, PAGE_B, HOST_B);
+    qtest_writel(vm->qts, PAGE_C, HOST_C);
+    script_step(vm, n++, STEP_MAP_SHARED, PAGE_A, 1);       /* 0 */
+    script_step(vm, n++, STEP_READ32, PAGE_A, 0);           /* 1: HOST_A */
+    script_step(vm, n++, STEP_WRITE32, PAGE_A, GUEST_A);
+    script_step(vm, n++, STEP_READ32, PAGE_B, 0);           /* 3: 0 */
+    script_step(vm, n++, STEP_WRITE32, PAGE_B, GUEST_B);
+    script_step(vm, n++, STEP_READ32, PAGE_B, 0);           /* 5: GUEST_B */
+    script_step(vm, n++, STEP_WRITE32, PAGE_C, GUEST_C);    /* private */
+    script_step(vm, n++, STEP_MAP_SHARED, PAGE_C, 1);       /* 7 */
+    script_step(vm, n++, STEP_READ32, PAGE_C, 0);           /* 8: HOST_C */
+    script_step(vm, n++, STEP_MAP_PRIVATE, PAGE_C, 1);      /* 9 */
+    script_step(vm, n++, STEP_READ32, PAGE_C, 0);           /* 10: 0 */
+    script_step(vm, n++, STEP_END, 0, 0);
+    start_script(vm);
+    wait_guest_done(vm);
+    g_assert_cmpuint(qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_STEPS_DONE),
+                     ==, n - 1);
+
+    g_assert_cmphex(step_result(vm, 0), ==, 0);
+    g_assert_cmphex(step_result(vm, 1), ==, HOST_A);
+    g_assert_cmphex(step_result(vm, 3), ==, 0);         /* not HOST_B */
+    g_assert_cmphex(step_result(vm, 5), ==, GUEST_B);
+    g_assert_cmphex(step_result(vm, 7), ==, 0);
+    g_assert_cmphex(step_result(vm, 8), ==, HOST_C);    /* not GUEST_C */
+    g_assert_cmphex(step_result(vm, 9), ==, 0);
+    g_assert_cmphex(step_result(vm, 10), ==, 0);        /* GUEST_C is gone */
+
+    /* QEMU's view: shared data only, never the private copy. */
+    g_assert_cmphex(qtest_readl(vm->qts, PAGE_A), ==, GUEST_A);
+    g_assert_cmphex(qtest_readl(vm->qts, PAGE_B), ==, HOST_B);
+    g_assert_cmphex(qtest_readl(vm->qts, PAGE_C), ==, 0);
+
+    /* Exactly the conversions the guest asked for, once each. */
+    err = guest_vm_stderr(vm);
+    g_assert_cmpuint(count_lines(err, mb_shared), ==, 1);
+    g_assert_cmpuint(count_lines(err, a_shared), ==, 1);
+    g_assert_cmpuint(count_lines(err, c_shared), ==, 1);
+    g_assert_cmpuint(count_lines(err, c_private), ==, 1);
+    g_assert_null(strstr(err, b_any));
+    guest_vm_free(vm);
+}
+
+/* Firmware is shared, RAM private, from the start and after a reset. */
+static void test_swp_initial_layout(void)
+{
+    g_autofree char *err = NULL;
+    g_autofree char *bios_shared = g_strdup_printf(
+        "kvm_set_memory_attributes start 0x%x size 0x%x attributes 0x0 ret 0",
+        GUEST_IMAGE_BASE, GUEST_IMAGE_SIZE);
+    GuestVM *vm;
+
+    if (!swp_usable()) {
+        return;
+    }
+    vm = start_swp_vm(NULL, 0);
+    qtest_writel(vm->qts, PAGE_A, HOST_A);
+    guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_LONG64);
+    guest_vm_request(vm, MB_REQ_OP, GUEST_OP_READ);
+    guest_vm_request(vm, MB_REQ_ADDR, PAGE_A);
+    guest_vm_resume(vm);
+    wait_guest_done(vm);
+    /* The guest reads its private page, not what QEMU wrote. */
+    g_assert_cmphex(qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_OP_VALUE),
+                    ==, 0);
+    err = guest_vm_stderr(vm);
+    g_assert_cmpuint(count_lines(err, bios_shared), >=, 1);
+    g_assert_true(str_has_line(err, "kvm_set_memory_attributes start 0x0 "
+                               "size 0x4000000 attributes 0x8 ret 0"));
+    guest_vm_free(vm);
+}
+
+/*
+ * A private page whose guest_memfd page the kernel cannot get
+ * (kvm_gmem_get_pfn() failing): KVM_EXIT_MEMORY_FAULT for a page that
+ * is private already.  Not a conversion: reported once, VM stopped, no
+ * conversion attempted, no loop.
+ */
+static void test_swp_private_fault(void)
+{
+    g_autofree char *err = NULL;
+    g_autofree char *b_any = g_strdup_printf("start 0x%x size 0x1000", PAGE_B);
+    QDict *ev, *data, *rsp;
+    GuestVM *vm;
+
+    if (!swp_usable()) {
+        return;
+    }
+    vm = start_swp_vm("memory-fault-private", PAGE_B);
+    script_step(vm, 0, STEP_READ32, PAGE_B, 0);
+    script_step(vm, 1, STEP_END, 0, 0);
+    start_script(vm);
+    ev = qtest_qmp_eventwait_ref(vm->qts, "GUEST_MEMORY_FAULT");
+    qtest_qmp_eventwait(vm->qts, "STOP");
+    data = qdict_get_qdict(ev, "data");
+    g_assert_true(qdict_get_bool(data, "private"));
+    g_assert_cmphex(qdict_get_uint(data, "gpa"), ==, PAGE_B);
+    g_assert_cmphex(qdict_get_uint(data, "size"), ==, 0x1000);
+    g_assert_cmpstr(qdict_get_str(data, "path"), ==, "kvm-memory-fault-exit");
+    g_assert_cmpstr(qdict_get_str(data, "backing"), ==, "guest-memfd");
+    qobject_unref(ev);
+    rsp = qtest_qmp(vm->qts, "{ 'execute': 'query-status' }");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "return"), "status"),
+                    ==, "internal-error");
+    qobject_unref(rsp);
+    g_assert_cmpuint(qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_STEPS_DONE),
+                     ==, 0);
+    err = guest_vm_stderr(vm);
+    g_assert_true(str_has_line(err, "error: kvm run failed Bad address"));
+    g_assert_nonnull(strstr(err, "private memory"));
+    g_assert_null(strstr(err, b_any));
+    guest_vm_free(vm);
+}
+
+/*
+ * Implicit conversion: the kernel reports a shared access to a private
+ * page with KVM_EXIT_MEMORY_FAULT (flags 0), as TDX and SNP kernels do;
+ * QEMU converts the page and the guest's access completes.
+ */
+static void test_swp_implicit_conversion(void)
+{
+    g_autofree char *err = NULL;
+    g_autofree char *b_shared = attr_line(PAGE_B, 0);
+    GuestVM *vm;
+
+    if (!swp_usable()) {
+        return;
+    }
+    vm = start_swp_vm("memory-fault", PAGE_B);
+    qtest_writel(vm->qts, PAGE_B, HOST_B);
+    script_step(vm, 0, STEP_READ32, PAGE_B, 0);
+    script_step(vm, 1, STEP_END, 0, 0);
+    start_script(vm);
+    wait_guest_done(vm);
+    g_assert_cmphex(step_result(vm, 0), ==, HOST_B);
+    err = guest_vm_stderr(vm);
+    g_assert_cmpuint(count_lines(err, b_shared), ==, 1);
+    g_assert_null(strstr(err, "Bad address"));
+    guest_vm_free(vm);
+}
+
+static void test_swp_refused(void)
+{
+    g_autofree char *err = NULL;
+    const char *reason;
+
+    if (!guest_accel_usable("kvm", &reason)) {
+        g_test_skip(reason);
+        return;
+    }
+    if (real_sw_protected_vm()) {
+        g_test_skip("this kernel has KVM_X86_SW_PROTECTED_VM");
+        return;
+    }
+    err = startup_error("kvm", "-machine confidential-guest-support=p0 "
+                        "-object sw-protected-vm,id=p0", NULL);
+    g_assert_nonnull(strstr(err, "vm-type SW-protected not supported by "
+                            "KVM\nKVM_CAP_VM_TYPES lacks "
+                            "KVM_X86_SW_PROTECTED_VM"));
+}
+
+/* guest-memfd=on is refused by a VM whose private memory needs its own. */
+static void test_swp_refuses_gmem_ram(void)
+{
+    g_autofree char *env = g_strdup_printf(
+        "LD_PRELOAD=%s QKM_KVM_MODEL=sw-protected-vm", KVM_CONTRACT_LIB);
+    g_autofree char *err = NULL;
+
+    if (!swp_usable()) {
+        return;
+    }
+    err = startup_error("kvm", "-machine confidential-guest-support=p0 "
+                        "-object sw-protected-vm,id=p0 -object " GMEM_RAM
+                        " -machine memory-backend=ram0",
+                        real_sw_protected_vm() ? NULL : env);
+    g_assert_nonnull(strstr(err, "guest-memfd=on is refused by confidential "
+                            "guest 'sw-protected-vm'"));
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+
+    qtest_add_func("/x86/private-memory/guest-memfd-ram/access",
+                   test_gmem_ram_access);
+    qtest_add_func("/x86/private-memory/guest-memfd-ram/discard",
+                   test_gmem_ram_discard);
+    qtest_add_func("/x86/private-memory/guest-memfd-ram/query-memdev",
+                   test_gmem_ram_query_memdev);
+    qtest_add_func("/x86/private-memory/guest-memfd-ram/migrate-file",
+                   test_gmem_ram_migrate_file);
+    qtest_add_func("/x86/private-memory/guest-memfd-ram/errors",
+                   test_gmem_ram_errors);
+    qtest_add_func("/x86/private-memory/guest-memfd-ram/contract/old-kernel",
+                   test_gmem_ram_old_kernel);
+    qtest_add_func("/x86/private-memory/sw-protected-vm/refused",
+                   test_swp_refused);
+    qtest_add_func("/x86/private-memory/sw-protected-vm/initial-layout",
+                   test_swp_initial_layout);
+    qtest_add_func("/x86/private-memory/sw-protected-vm/conversions",
+                   test_swp_conversions);
+    qtest_add_func("/x86/private-memory/sw-protected-vm/refuses-gmem-ram",
+                   test_swp_refuses_gmem_ram);
+    qtest_add_func("/x86/private-memory/sw-protected-vm/contract/"
+                   "private-fault", test_swp_private_fault);
+    qtest_add_func("/x86/private-memory/sw-protected-vm/contract/"
+                   "implicit-conversion", test_swp_implicit_conversion);
+    return g_test_run();
+}
