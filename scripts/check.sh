@@ -17,6 +17,7 @@ set -uo pipefail
 PROJECT_QTESTS=(
     guest-modes-test    # the test guest reaches every CPU mode, KVM and TCG
     memory-fault-test   # one report for every guest-memory fault
+    private-memory-test # guest_memfd RAM, sw-protected-vm (real or model)
 )
 PROJECT_UNIT_TESTS=()
 # Built for the tests: the KVM kernel-contract layer (LD_PRELOAD).
