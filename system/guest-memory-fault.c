@@ -150,11 +150,16 @@ static char *fd_path(int fd)
  * (memory-backend-memfd,guest-memfd=on); it has a fixed size and no
  * filesystem, so it is neither watched nor checked for free space.
  */
+static bool path_is_guest_memfd(const char *path)
+{
+    return path && !strcmp(path, "anon_inode:[kvm-gmem]");
+}
+
 static bool fd_is_guest_memfd(int fd)
 {
     g_autofree char *path = fd_path(fd);
 
-    return path && !strcmp(path, "anon_inode:[kvm-gmem]");
+    return path_is_guest_memfd(path);
 }
 
 static void probe_backing(GuestMemoryFault *f)
@@ -172,7 +177,7 @@ static void probe_backing(GuestMemoryFault *f)
         f->backing = GUEST_MEMORY_BACKING_ANONYMOUS;
     } else {
         f->backing_path = fd_path(rb->fd);
-        if (fd_is_guest_memfd(rb->fd)) {
+        if (path_is_guest_memfd(f->backing_path)) {
             f->backing = GUEST_MEMORY_BACKING_GUEST_MEMFD;
         } else if (f->backing_path &&
                    g_str_has_prefix(f->backing_path, "/memfd:")) {

@@ -136,6 +136,17 @@ static char *startup_error(const char *accel, const char *args,
     return err;
 }
 
+/* Let the guest read the byte at @addr in long mode; return it. */
+static uint32_t guest_read_byte(GuestVM *vm, uint32_t addr)
+{
+    guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_LONG64);
+    guest_vm_request(vm, MB_REQ_OP, GUEST_OP_READ);
+    guest_vm_request(vm, MB_REQ_ADDR, addr);
+    guest_vm_resume(vm);
+    wait_guest_done(vm);
+    return qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_OP_VALUE);
+}
+
 /* --- RAM in a shared guest_memfd --- */
 
 #define GMEM_RAM "memory-backend-memfd,id=ram0,size=64M,share=on,guest-memfd=on"
@@ -161,13 +172,7 @@ static void test_gmem_ram_access(void)
     }
     vm = start_gmem_vm(NULL);
     qtest_writeb(vm->qts, PAGE_A, 0x77);
-    guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_LONG64);
-    guest_vm_request(vm, MB_REQ_OP, GUEST_OP_READ);
-    guest_vm_request(vm, MB_REQ_ADDR, PAGE_A);
-    guest_vm_resume(vm);
-    wait_guest_done(vm);
-    g_assert_cmphex(qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_OP_VALUE),
-                    ==, 0x77);
+    g_assert_cmphex(guest_read_byte(vm, PAGE_A), ==, 0x77);
     guest_vm_free(vm);
 
     vm = start_gmem_vm(NULL);
@@ -226,13 +231,7 @@ static void test_gmem_ram_discard(void)
     /* The guest sees the discarded page as zero too. */
     qtest_writeb(vm->qts, PAGE_B, 0x55);
     punch_qemu_gmem(vm->qts, PAGE_B);
-    guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_LONG64);
-    guest_vm_request(vm, MB_REQ_OP, GUEST_OP_READ);
-    guest_vm_request(vm, MB_REQ_ADDR, PAGE_B);
-    guest_vm_resume(vm);
-    wait_guest_done(vm);
-    g_assert_cmphex(qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_OP_VALUE),
-                    ==, 0);
+    g_assert_cmphex(guest_read_byte(vm, PAGE_B), ==, 0);
     guest_vm_free(vm);
 }
 
@@ -327,9 +326,9 @@ static void test_gmem_ram_errors(void)
     static const struct {
         const char *opts, *accel, *expect;
     } cases[] = {
-        { "share=off", "kvm", "guest-memfd=on needs share=on" },
-        { "seal=on", "kvm", "cannot be combined with seal=on" },
-        { "hugetlb=on", "kvm", "cannot be combined with hugetlb=on" },
+        { ",share=off", "kvm", "guest-memfd=on needs share=on" },
+        { ",seal=on", "kvm", "cannot be combined with seal=on" },
+        { ",hugetlb=on", "kvm", "cannot be combined with hugetlb=on" },
         { "", "tcg", "guest-memfd=on needs the KVM accelerator" },
     };
     const char *reason;
@@ -341,8 +340,7 @@ static void test_gmem_ram_errors(void)
     for (int i = 0; i < ARRAY_SIZE(cases); i++) {
         g_autofree char *args = g_strdup_printf(
             "-object memory-backend-memfd,id=ram0,size=64M,"
-            "guest-memfd=on%s%s -machine memory-backend=ram0",
-            *cases[i].opts ? "," : "", cases[i].opts);
+            "guest-memfd=on%s -machine memory-backend=ram0", cases[i].opts);
         g_autofree char *err = NULL;
 
         if (strstr(cases[i].opts, "hugetlb") &&
@@ -369,7 +367,8 @@ static void test_gmem_ram_old_kernel(void)
         g_test_skip(reason);
         return;
     }
-    err = startup_error("kvm", "-object " GMEM_RAM " -machine memory-backend=ram0",
+    err = startup_error("kvm",
+                        "-object " GMEM_RAM " -machine memory-backend=ram0",
                         env);
     g_assert_nonnull(strstr(err, "KVM_CAP_GUEST_MEMFD_FLAGS is 0x0, lacks "
                             "MMAP|INIT_SHARED; Linux 6.18 or later needed"));
@@ -468,7 +467,8 @@ static void test_swp_conversions(void)
     g_autofree char *err = NULL;
     g_autofree char *a_shared = attr_line(PAGE_A, 0);
     g_autofree char *c_shared = attr_line(PAGE_C, 0);
-    g_autofree char *c_private = attr_line(PAGE_C, KVM_MEMORY_ATTRIBUTE_PRIVATE);
+    g_autofree char *c_private = attr_line(PAGE_C,
+                                           KVM_MEMORY_ATTRIBUTE_PRIVATE);
     g_autofree char *mb_shared = attr_line(GUEST_MAILBOX_GPA, 0);
     g_autofree char *b_any = g_strdup_printf("start 0x%x size 0x1000", PAGE_B);
     GuestVM *vm;
@@ -536,14 +536,8 @@ static void test_swp_initial_layout(void)
     }
     vm = start_swp_vm(NULL, 0);
     qtest_writel(vm->qts, PAGE_A, HOST_A);
-    guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_LONG64);
-    guest_vm_request(vm, MB_REQ_OP, GUEST_OP_READ);
-    guest_vm_request(vm, MB_REQ_ADDR, PAGE_A);
-    guest_vm_resume(vm);
-    wait_guest_done(vm);
     /* The guest reads its private page, not what QEMU wrote. */
-    g_assert_cmphex(qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_OP_VALUE),
-                    ==, 0);
+    g_assert_cmphex(guest_read_byte(vm, PAGE_A), ==, 0);
     err = guest_vm_stderr(vm);
     g_assert_cmpuint(count_lines(err, bios_shared), >=, 1);
     g_assert_true(str_has_line(err, "kvm_set_memory_attributes start 0x0 "

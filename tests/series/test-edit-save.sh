@@ -92,11 +92,12 @@ else
 fi
 
 # 5. make series (the Makefile glue): cover letter plus one file a patch.
+# git format-patch pads the cover letter's number: [PATCH 00/13].
 out=$(make -s -C "$TOP" series SERIES_DIR="$tmp/series" 2>&1)
 want=$(( $(series_patches "$TOP/patches" | wc -l) + 1 ))
 got=$(ls "$tmp/series" 2>/dev/null | grep -c '\.patch$')
 if [ "$got" -eq "$want" ] &&
-   grep -q '^Subject: \[PATCH 0/' "$tmp/series/0000-cover-letter.patch"; then
+   grep -q '^Subject: \[PATCH 0\+/' "$tmp/series/0000-cover-letter.patch"; then
     ok "make series writes a cover letter and every patch"
 else
     not_ok "make series writes a cover letter and every patch ($got of $want)" "$out"

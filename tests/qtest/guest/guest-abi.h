@@ -55,7 +55,7 @@
 #define STEP_END                0
 #define STEP_WRITE32            1   /* movl arg, (addr) */
 #define STEP_READ32             2   /* result = (addr) */
-#define STEP_MAP_PRIVATE        3   /* MAP_GPA_RANGE(addr, arg pages, private) */
+#define STEP_MAP_PRIVATE        3   /* MAP_GPA_RANGE(addr, arg pages, priv.) */
 #define STEP_MAP_SHARED         4   /* ... shared; result = the hypercall's */
 
 /*

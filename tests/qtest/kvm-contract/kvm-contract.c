@@ -212,8 +212,9 @@ static void __attribute__((constructor)) contract_init(void)
         model_wanted = true;
         private_bits = calloc(MODEL_MAX_GPA >> 15, 1);
     }
-    if (hide) {
-        hidden_cap = strtol(hide, NULL, 0);
+    if (hide && sscanf(hide, "%li", &hidden_cap) != 1) {
+        fprintf(stderr, "kvm-contract: bad QKM_KVM_HIDE_CAP=%s\n", hide);
+        abort();
     }
     if (log) {
         model_log = fopen(log, "a");
@@ -247,7 +248,12 @@ static void __attribute__((constructor)) contract_init(void)
     }
 }
 
-static bool is_vcpu_fd(int fd)
+/*
+ * Do the first @len bytes of @fd's /proc/self/fd link (with its NUL)
+ * equal @want?  @len = strlen(@want) compares a prefix, sizeof the
+ * whole name.
+ */
+static bool fd_target_matches(int fd, const char *want, size_t len)
 {
     char proc[64], target[128];
     ssize_t n;
@@ -258,7 +264,14 @@ static bool is_vcpu_fd(int fd)
         return false;
     }
     target[n] = '\0';
-    return !strncmp(target, "anon_inode:kvm-vcpu:", 20);
+    return !strncmp(target, want, len);
+}
+
+static bool is_vcpu_fd(int fd)
+{
+    static const char prefix[] = "anon_inode:kvm-vcpu:";
+
+    return fd_target_matches(fd, prefix, strlen(prefix));
 }
 
 static Vcpu *find_vcpu(int fd)
@@ -618,16 +631,9 @@ static bool model_translate_dirty_slot(uint32_t *slot)
 
 static bool is_dev_kvm(int fd)
 {
-    char proc[64], target[64];
-    ssize_t n;
+    static const char name[] = "/dev/kvm";
 
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-    n = readlink(proc, target, sizeof(target) - 1);
-    if (n < 0) {
-        return false;
-    }
-    target[n] = '\0';
-    return !strcmp(target, "/dev/kvm");
+    return fd_target_matches(fd, name, sizeof(name));
 }
 
 /*
