@@ -12,11 +12,12 @@ import time
 
 MAILBOX = 0x5000
 MB_REQ_MODE, MB_DONE, MB_REQ_OP, MB_REQ_ADDR, MB_REQ_COUNT = 0x8, 0xc, 0x10, 0x14, 0x18
+MB_STEPS_DONE, MB_SCRIPT, STEP_SIZE = 0x2c, 0x100, 16
 GUEST_DONE = 0x454e4f44
 
 
 class Vm:
-    def __init__(self, qemu, image, accel, extra=()):
+    def __init__(self, qemu, image, accel, extra=(), mem="64M", env=None):
         self.dir = tempfile.mkdtemp(prefix="qkm-bench-")
         qt_path = os.path.join(self.dir, "qtest.sock")
         qmp_path = os.path.join(self.dir, "qmp.sock")
@@ -24,13 +25,15 @@ class Vm:
         qt.bind(qt_path)
         qt.listen(1)
         args = [qemu, "-accel", accel, "-machine", "pc", "-cpu", "max",
-                "-m", "64M", "-nodefaults", "-display", "none",
+                "-m", mem, "-nodefaults", "-display", "none",
                 "-bios", image, "-qtest", "unix:" + qt_path,
                 "-qmp", "unix:%s,server=on,wait=off" % qmp_path, "-S"]
         args += list(extra)
         self.stderr = open(os.path.join(self.dir, "stderr"), "w+")
+        penv = dict(os.environ)
+        penv.update(env or {})
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                                     stderr=self.stderr)
+                                     stderr=self.stderr, env=penv)
         qt.settimeout(30)
         conn, _ = qt.accept()
         qt.close()

@@ -9,7 +9,8 @@
 set -euo pipefail
 . "$(dirname "$0")/../scripts/lib.sh"
 
-"$TOP/scripts/build.sh" patched qemu-system-x86_64 tests/qtest/guest/guest.bin >&2
+"$TOP/scripts/build.sh" patched qemu-system-x86_64 tests/qtest/guest/guest.bin \
+    tests/qtest/kvm-contract/libkvm-contract.so >&2
 "$TOP/scripts/build.sh" pristine qemu-system-x86_64 >&2
 patched=$BUILD_ROOT/qemu/qemu-system-x86_64
 pristine=$BUILD_ROOT/pristine/qemu-system-x86_64
@@ -19,9 +20,14 @@ cd "$TOP/bench"
 if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
     "$PYTHON" exit_cost.py --patched "$patched" --pristine "$pristine" \
         --image "$image" --exits "${QKM_BENCH_EXITS:-1000000}"
+    "$PYTHON" memory_touch.py --patched "$patched" --pristine "$pristine" \
+        --image "$image"
+    "$PYTHON" conversion_cost.py --patched "$patched" --image "$image" \
+        --contract-lib "$BUILD_ROOT/qemu/tests/qtest/kvm-contract/libkvm-contract.so"
     accel=kvm
 else
-    echo "exit cost: skipped (/dev/kvm is not usable)"
+    echo "exit cost, memory touch, conversion round trip: skipped" \
+        "(/dev/kvm is not usable)"
     accel=tcg
 fi
 "$PYTHON" truncation_latency.py --patched "$patched" --pristine "$pristine" \

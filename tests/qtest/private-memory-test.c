@@ -149,6 +149,9 @@ static uint32_t guest_read_byte(GuestVM *vm, uint32_t addr)
 
 /* --- RAM in a shared guest_memfd --- */
 
+#define FILL_BASE 0x1000000
+#define FILL_SIZE 0x100000
+
 #define GMEM_RAM "memory-backend-memfd,id=ram0,size=64M,share=on,guest-memfd=on"
 
 static GuestVM *start_gmem_vm(const char *extra)
@@ -185,6 +188,21 @@ static void test_gmem_ram_access(void)
     /* No free-space warning: a guest_memfd has no filesystem. */
     err = guest_vm_stderr(vm);
     g_assert_null(strstr(err, "free"));
+    guest_vm_free(vm);
+
+    /* A guest fill of 1 MiB lands in every page (the benchmark's op). */
+    vm = start_gmem_vm(NULL);
+    guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_LONG64);
+    guest_vm_request(vm, MB_REQ_OP, GUEST_OP_FILL);
+    guest_vm_request(vm, MB_REQ_ADDR, FILL_BASE);
+    guest_vm_request(vm, MB_REQ_COUNT, FILL_SIZE);
+    guest_vm_resume(vm);
+    wait_guest_done(vm);
+    for (uint32_t off = 0; off < FILL_SIZE; off += 0x3ff8) {
+        g_assert_cmphex(qtest_readq(vm->qts, FILL_BASE + off), ==,
+                        GUEST_FILL_PATTERN);
+    }
+    g_assert_cmphex(qtest_readq(vm->qts, FILL_BASE + FILL_SIZE), ==, 0);
     guest_vm_free(vm);
 }
 

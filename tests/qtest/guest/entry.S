@@ -325,8 +325,16 @@ op64:
         jnz     12b
         jmp     8f
 13:     cmpl    $GUEST_OP_SCRIPT, %ecx
-        jne     8f
+        jne     14f
         call    script64
+        jmp     8f
+14:     cmpl    $GUEST_OP_FILL, %ecx
+        jne     8f
+        movq    %rbx, %rdi
+        movl    MB(MB_REQ_COUNT), %ecx
+        shrl    $3, %ecx
+        movq    $GUEST_FILL_PATTERN, %rax
+        rep stosq
 8:      movl    $GUEST_OP_MARK, MB(MB_OP_DONE)
 9:      ret
 

@@ -96,11 +96,14 @@
 #define GUEST_OP_MMIO_LOOP      6   /* readl from MB_REQ_ADDR (a device) */
 /* Private-memory steps, 64-bit kernel mode only: see MB_SCRIPT. */
 #define GUEST_OP_SCRIPT         7
+/* Benchmark, 64-bit mode only: rep stosq over MB_REQ_COUNT bytes at addr. */
+#define GUEST_OP_FILL           8
 
 #define GUEST_PIO_LOOP_PORT     0x80
 
 #define GUEST_OP_MARK           0x4b4f4f54  /* "TOOK" */
 #define GUEST_WRITE_BYTE        0x5a
+#define GUEST_FILL_PATTERN      0x46494c4c  /* "FILL" */
 
 #define GUEST_MAGIC             0x424c4751  /* "QGLB" */
 #define GUEST_DONE              0x454e4f44  /* "DONE" */
