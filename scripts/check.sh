@@ -19,7 +19,10 @@ PROJECT_QTESTS=(
     memory-fault-test   # one report for every guest-memory fault
     private-memory-test # guest_memfd RAM, sw-protected-vm (real or model)
 )
-PROJECT_UNIT_TESTS=()
+# Unit tests, by build path; meson knows each by its file name.
+PROJECT_UNIT_TESTS=(
+    tests/qtest/kvm-contract/kvm-contract-test  # the layer's own contract
+)
 # Built for the tests: the KVM kernel-contract layer (LD_PRELOAD).
 TEST_LIBS=(tests/qtest/kvm-contract/libkvm-contract.so)
 
@@ -46,9 +49,7 @@ targets=(qemu-system-x86_64 "${TEST_LIBS[@]}")
 for t in "${PROJECT_QTESTS[@]}" "${UPSTREAM_QTESTS[@]}"; do
     targets+=("tests/qtest/$t")
 done
-for t in "${PROJECT_UNIT_TESTS[@]}"; do
-    targets+=("tests/unit/$t")
-done
+targets+=("${PROJECT_UNIT_TESTS[@]}")
 
 if ! "$TOP/scripts/build.sh" patched "${targets[@]}"; then
     echo "check: build failed"
@@ -58,7 +59,7 @@ fi
 
 # --- meson tests ---------------------------------------------------------
 names=()
-for t in "${PROJECT_UNIT_TESTS[@]}"; do names+=("unit/$t"); done
+for t in "${PROJECT_UNIT_TESTS[@]}"; do names+=("${t##*/}"); done
 for t in "${PROJECT_QTESTS[@]}" "${UPSTREAM_QTESTS[@]}"; do
     names+=("qtest-x86_64/$t")
 done

@@ -88,6 +88,10 @@
  *
  * Never used where the real capability exists: the tests load it only to
  * reach these paths on a host that lacks them, and say so.
+ *
+ * Its own tests, calling the ioctls without QEMU: kvm-contract-test.c;
+ * the behaviours that need a running guest are tested through QEMU by
+ * memory-fault-test and private-memory-test.
  */
 
 #ifndef _GNU_SOURCE
