@@ -22,6 +22,7 @@ PROJECT_QTESTS=(
 # Unit tests, by build path; meson knows each by its file name.
 PROJECT_UNIT_TESTS=(
     tests/qtest/kvm-contract/kvm-contract-test  # the layer's own contract
+    tests/unit/test-kvm-gmem-attrs  # in-place guest_memfd conversion retries
 )
 # Built for the tests: the KVM kernel-contract layer (LD_PRELOAD).
 TEST_LIBS=(tests/qtest/kvm-contract/libkvm-contract.so)
@@ -103,6 +104,10 @@ run_tap() {
     tests_failed=$((tests_failed + bad))
     [ $rc -eq 0 ] || status=1
 }
+note "code built only with in-place guest_memfd headers still compiles"
+run_tap "$PYTHON" "$TOP/scripts/check-in-place-build.py" "$BUILD_ROOT/qemu" \
+    "$BUILD_ROOT/qemu-src"
+
 note "series checks"
 run_tap "$TOP/scripts/check-series.sh"
 note "tests of the series checker"

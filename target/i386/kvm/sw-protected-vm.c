@@ -24,6 +24,7 @@
 #include "system/memory.h"
 #include "system/address-spaces.h"
 #include "system/hostmem.h"
+#include "system/ramblock.h"
 #include "system/reset.h"
 #include "system/runstate.h"
 #include "hw/boards.h"
@@ -61,7 +62,8 @@ static bool sw_protected_vm_apply_section(Int128 start, Int128 len,
     uint64_t size = int128_get64(len);
     bool to_private;
 
-    if (!memory_region_has_guest_memfd(mr)) {
+    if (!memory_region_has_guest_memfd(mr) &&
+        !(mr->ram_block && (mr->ram_block->flags & RAM_GUEST_MEMFD_MMAP))) {
         return false;
     }
     to_private = sw_protected_vm_is_backend_ram(mr);
