@@ -23,6 +23,7 @@ PROJECT_QTESTS=(
 PROJECT_UNIT_TESTS=(
     tests/qtest/kvm-contract/kvm-contract-test  # the layer's own contract
     tests/unit/test-kvm-gmem-attrs  # in-place guest_memfd conversion retries
+    tests/unit/test-tdx-populate    # TDX population unit, on a fake contract
 )
 # Built for the tests: the KVM kernel-contract layer (LD_PRELOAD).
 TEST_LIBS=(tests/qtest/kvm-contract/libkvm-contract.so)
