@@ -18,6 +18,7 @@ PROJECT_QTESTS=(
     guest-modes-test    # the test guest reaches every CPU mode, KVM and TCG
     memory-fault-test   # one report for every guest-memory fault
     private-memory-test # guest_memfd RAM, sw-protected-vm (real or model)
+    tdx-populate-test   # TDX launch and population (real or contract layer)
 )
 # Unit tests, by build path; meson knows each by its file name.
 PROJECT_UNIT_TESTS=(
@@ -26,7 +27,8 @@ PROJECT_UNIT_TESTS=(
     tests/unit/test-tdx-populate    # TDX population unit, on a fake contract
 )
 # Built for the tests: the KVM kernel-contract layer (LD_PRELOAD).
-TEST_LIBS=(tests/qtest/kvm-contract/libkvm-contract.so)
+TEST_LIBS=(tests/qtest/kvm-contract/libkvm-contract.so
+           tests/qtest/kvm-contract/libtdx-contract.so)
 
 # Upstream qtests run against the patched binary, and why.
 UPSTREAM_QTESTS=(
