@@ -10,9 +10,10 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-TESTS=(guest-modes-test memory-fault-test)
+TESTS=(guest-modes-test memory-fault-test private-memory-test tdx-populate-test)
 
-targets=(tests/qtest/kvm-contract/libkvm-contract.so)
+targets=(tests/qtest/kvm-contract/libkvm-contract.so
+         tests/qtest/kvm-contract/libtdx-contract.so)
 for t in "${TESTS[@]}"; do targets+=("tests/qtest/$t"); done
 "$TOP/scripts/build.sh" patched "${targets[@]}" >&2 || exit 1
 "$TOP/scripts/build.sh" pristine qemu-system-x86_64 >&2 || exit 1

@@ -31,7 +31,7 @@
 #include "qobject/qdict.h"
 
 #define OVMF_FD         "/usr/share/ovmf/OVMF.fd"
-#define RUN_TIMEOUT     "120"
+#define RUN_TIMEOUT     "30"
 
 /* TDVF metadata (hw/i386/tdvf.c, TDX-CONTRACT.md) */
 #define TDVF_SIGNATURE  0x46564454
