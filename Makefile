@@ -7,6 +7,7 @@
 #   make pristine   build pristine QEMU 10.2.2 (same options) for comparisons
 #   make check-pristine  run the project's qtests against pristine 10.2.2
 #   make bench      benchmarks, patched versus pristine (printed, not asserted)
+#   make fuzz       the TDVF metadata parser under a fuzzer (QKM_FUZZ_SECONDS)
 #   make series     export the full series to build/series/
 #   make edit       a git work tree with the series as commits (build/edit)
 #   make save       write build/edit back to patches/ and the overlay
@@ -21,7 +22,7 @@ BUILD_DIR ?= $(if $(QKM_BUILD_DIR),$(QKM_BUILD_DIR),$(CURDIR)/build)
 EDIT_DIR ?= $(BUILD_DIR)/edit
 SERIES_DIR ?= $(BUILD_DIR)/series
 
-.PHONY: all demo check check-pristine bench pristine series edit save deps clean
+.PHONY: all demo check check-pristine bench fuzz pristine series edit save deps clean
 
 all: demo
 
@@ -39,6 +40,9 @@ check-pristine:
 
 bench:
 	bench/run.sh
+
+fuzz:
+	bench/fuzz/run.sh
 
 series: deps
 	export QKM_UPSTREAM_REPO=$$(scripts/upstream-repo.sh) && \

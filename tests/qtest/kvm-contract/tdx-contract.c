@@ -54,7 +54,9 @@
  *   eio, eperm, efault, enomem, einval
  *                    the first call adds one page, then fails so
  *   get-cpuid-nent=N the TD has N CPUID entries (KVM_TDX_GET_CPUID)
- * QKM_CONTRACT_LOG=<file> logs every TDX command and its result.
+ * QKM_CONTRACT_LOG=<file> logs every TDX command and its result;
+ * QKM_CONTRACT_TIMES=1 adds the monotonic start and end of each
+ * INIT_MEM_REGION call (for bench/tdx_population.py).
  */
 
 #ifndef _GNU_SOURCE
@@ -74,6 +76,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/kvm.h>
 
@@ -93,6 +96,7 @@ typedef struct Slot {
 static int (*real_ioctl)(int, unsigned long, ...);
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static FILE *log_file;
+static bool log_times;          /* QKM_CONTRACT_TIMES: call times */
 static bool off;                /* the real KVM has TDX */
 static int td_fd = -1;
 static bool init_vm_done, finalized;
@@ -136,6 +140,7 @@ static void __attribute__((constructor)) tdx_contract_init(void)
     real_mmap = dlsym(RTLD_NEXT, "mmap");
     private_bits = calloc(MAX_GPA / PAGE / 8, 1);
     added_bits = calloc(MAX_GPA / PAGE / 8, 1);
+    log_times = getenv("QKM_CONTRACT_TIMES") != NULL;
     if (log) {
         log_file = fopen(log, "a");
         if (log_file) {
@@ -228,6 +233,14 @@ static bool in_gmem_slot(uint64_t gpa)
     return false;
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
 static int fail(int err)
 {
     errno = err;
@@ -317,7 +330,8 @@ static int tdx_init_vm(struct kvm_tdx_init_vm *init)
     unsigned gpaw = 0;
     int r;
 
-    caps = calloc(1, sizeof(*caps) + MAX_CPUID * sizeof(caps->cpuid.entries[0]));
+    caps = calloc(1, sizeof(*caps) +
+                  MAX_CPUID * sizeof(caps->cpuid.entries[0]));
     caps->cpuid.nent = MAX_CPUID;
     r = tdx_capabilities(caps);
     if (r < 0 || init_vm_done || nvcpus ||
@@ -492,14 +506,21 @@ static int tdx_op(int fd, struct kvm_tdx_cmd *cmd)
         struct kvm_tdx_init_mem_region *m = (void *)(uintptr_t)cmd->data;
         struct kvm_tdx_init_mem_region before = *m;
         uint64_t sum = 0xcbf29ce484222325ULL;
+        uint64_t t0 = now_ns(), t1;
+        char times[64] = "";
 
         r = vcpu >= 0 ? tdx_init_mem_region(cmd->flags, m, &sum)
                       : fail(EINVAL);
+        t1 = now_ns();
+        if (log_times) {
+            snprintf(times, sizeof(times), " t0=%" PRIu64 " t1=%" PRIu64,
+                     t0, t1);
+        }
         note("INIT_MEM_REGION vcpu %d flags 0x%x gpa 0x%llx pages %llu -> "
-             "%d gpa 0x%llx pages %llu source+0x%llx fnv 0x%016" PRIx64,
+             "%d gpa 0x%llx pages %llu source+0x%llx fnv 0x%016" PRIx64 "%s",
              vcpu, cmd->flags, before.gpa, before.nr_pages,
              r < 0 ? -errno : r, m->gpa, m->nr_pages,
-             m->source_addr - before.source_addr, sum);
+             m->source_addr - before.source_addr, sum, times);
         return r;
     }
     case KVM_TDX_FINALIZE_VM:
