@@ -34,10 +34,10 @@ PY
 )
 san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 cd "$BUILD_ROOT/qemu"
-# shellcheck disable=SC2086
-cc $cmd $san -O1 -g -o "$out/tdvf-fuzz" \
-    "$TOP/bench/fuzz/tdvf-fuzz.c" ../qemu-src/hw/i386/tdvf.c \
-    libqemuutil.a $(pkg-config --libs glib-2.0) -lm -lpthread
+# $cmd is shell-quoted by the python above
+eval "cc $cmd $san -O1 -g -o \"\$out/tdvf-fuzz\" \
+    \"\$TOP/bench/fuzz/tdvf-fuzz.c\" ../qemu-src/hw/i386/tdvf.c \
+    libqemuutil.a $(pkg-config --libs glib-2.0) -lm -lpthread"
 ASAN_OPTIONS=abort_on_error=1:detect_leaks=0 \
 UBSAN_OPTIONS=abort_on_error=1:print_stacktrace=1 \
     "$out/tdvf-fuzz" "${QKM_FUZZ_SECONDS:-120}" "$out/crash.bin"

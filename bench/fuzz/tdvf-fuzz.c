@@ -205,7 +205,7 @@ static void on_crash(int sig)
 
 int main(int argc, char **argv)
 {
-    double seconds = argc > 1 ? atof(argv[1]) : 60;
+    double seconds = argc > 1 ? atof(argv[1]) : 60;  /* or --replay FILE */
     const char *crash = argc > 2 ? argv[2] : "tdvf-fuzz-crash.bin";
     uint8_t *seeds[2];
     size_t sizes[2];
@@ -215,6 +215,18 @@ int main(int argc, char **argv)
     gchar *ovmf = NULL;
     gsize ovmf_len;
 
+    if (argc == 3 && !strcmp(argv[1], "--replay")) {
+        gchar *data;
+        gsize len;
+
+        if (!g_file_get_contents(argv[2], &data, &len, NULL)) {
+            return 1;
+        }
+        LLVMFuzzerTestOneInput((uint8_t *)data, len);
+        printf("tdvf fuzz: %s replayed, %s\n", argv[2],
+               accepted ? "accepted" : "rejected");
+        return 0;
+    }
     /* The parsers report every rejection: keep stderr for crashes. */
     if (!getenv("TDVF_FUZZ_VERBOSE") && !freopen("/dev/null", "w", stderr)) {
         return 1;
