@@ -10,7 +10,8 @@ set -euo pipefail
 . "$(dirname "$0")/../scripts/lib.sh"
 
 "$TOP/scripts/build.sh" patched qemu-system-x86_64 tests/qtest/guest/guest.bin \
-    tests/qtest/kvm-contract/libkvm-contract.so >&2
+    tests/qtest/kvm-contract/libkvm-contract.so \
+    tests/qtest/kvm-contract/libtdx-contract.so >&2
 "$TOP/scripts/build.sh" pristine qemu-system-x86_64 >&2
 patched=$BUILD_ROOT/qemu/qemu-system-x86_64
 pristine=$BUILD_ROOT/pristine/qemu-system-x86_64
@@ -24,10 +25,12 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
         --image "$image"
     "$PYTHON" conversion_cost.py --patched "$patched" --image "$image" \
         --contract-lib "$BUILD_ROOT/qemu/tests/qtest/kvm-contract/libkvm-contract.so"
+    "$PYTHON" tdx_population.py --patched "$patched" --pristine "$pristine" \
+        --contract-lib "$BUILD_ROOT/qemu/tests/qtest/kvm-contract/libtdx-contract.so"
     accel=kvm
 else
-    echo "exit cost, memory touch, conversion round trip: skipped" \
-        "(/dev/kvm is not usable)"
+    echo "exit cost, memory touch, conversion round trip, tdx population:" \
+        "skipped (/dev/kvm is not usable)"
     accel=tcg
 fi
 "$PYTHON" truncation_latency.py --patched "$patched" --pristine "$pristine" \

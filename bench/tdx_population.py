@@ -72,7 +72,7 @@ def launch(qemu, lib, img, inject):
             w = line.split()
             if len(w) > 2 and w[1] == "INIT_MEM_REGION":
                 calls.append({"gpa": int(w[7], 16), "ret": int(w[11]),
-                              "copied": int(w[17].split("+")[1], 16),
+                              "copied": int(w[16].split("+")[1], 16),
                               "t0": int(w[-2].split("=")[1]),
                               "t1": int(w[-1].split("=")[1])})
         return calls
