@@ -227,7 +227,7 @@ int tdx_populate_section(const TdxPopulateOps *ops,
             r = 0;
             break;
         }
-        if (r == 0 || r == -EINTR || r == -EAGAIN || r == -EBUSY) {
+        if (r >= 0 || r == -EINTR || r == -EAGAIN || r == -EBUSY) {
             /* Interrupted, contended, or a partial success: resume. */
             stats->retries++;
             if (region.nr_pages < left) {
@@ -244,7 +244,8 @@ int tdx_populate_section(const TdxPopulateOps *ops,
                                "may be stuck in KVM or the TDX module "
                                "stays busy", msg->str,
                                TDX_POPULATE_MAX_NO_PROGRESS,
-                               r ? strerror(-r) : "success without progress",
+                               r < 0 ? strerror(-r) :
+                               "success without progress",
                                done, pages);
                     r = -ETIMEDOUT;
                     break;
