@@ -487,7 +487,13 @@ static GuestVM *start_contract_vm(const char *mode, uint64_t gpa,
 {
     g_autofree char *gpa_str = g_strdup_printf("0x%" PRIx64, gpa);
     g_autofree char *memory = NULL;
-    GuestVMConfig cfg = { .accel = "kvm", .capture_stderr = true };
+    const char *const env[] = {
+        "LD_PRELOAD", KVM_CONTRACT_LIB, "QKM_KVM_CONTRACT", mode,
+        "QKM_CONTRACT_GPA", gpa_str, NULL,
+    };
+    GuestVMConfig cfg = {
+        .accel = "kvm", .capture_stderr = true, .env = env,
+    };
     GuestVM *vm;
 
     *ram_path = g_build_filename(work_dir, "ram-c", NULL);
@@ -496,13 +502,7 @@ static GuestVM *start_contract_vm(const char *mode, uint64_t gpa,
                              "mem-path=%s,share=on%s",
                              RAM_SIZE, *ram_path, watch_off());
     cfg.memory = memory;
-    g_setenv("LD_PRELOAD", KVM_CONTRACT_LIB, true);
-    g_setenv("QKM_KVM_CONTRACT", mode, true);
-    g_setenv("QKM_CONTRACT_GPA", gpa_str, true);
     vm = guest_vm_start_config(&cfg);
-    g_unsetenv("LD_PRELOAD");
-    g_unsetenv("QKM_KVM_CONTRACT");
-    g_unsetenv("QKM_CONTRACT_GPA");
 
     guest_vm_request(vm, MB_REQ_MODE, guest_mode);
     guest_vm_request(vm, MB_REQ_OP, GUEST_OP_READ);

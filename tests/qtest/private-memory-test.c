@@ -404,34 +404,30 @@ static const char *model_env(void)
 
 static GuestVM *start_swp_vm(const char *inject, uint64_t gpa)
 {
+    g_autofree char *gpa_str = g_strdup_printf("0x%" PRIx64, gpa);
+    const char *const env[] = {
+        "LD_PRELOAD", model_env() || inject ? KVM_CONTRACT_LIB : NULL,
+        "QKM_KVM_MODEL", model_env(),
+        "QKM_KVM_CONTRACT", inject,
+        "QKM_CONTRACT_GPA", inject ? gpa_str : NULL,
+        NULL,
+    };
     GuestVMConfig cfg = {
         .accel = "kvm", .extra_args = SWP_ARGS, .capture_stderr = true,
+        .env = env,
     };
-    g_autofree char *gpa_str = g_strdup_printf("0x%" PRIx64, gpa);
-    GuestVM *vm;
 
-    if (model_env() || inject) {
-        g_setenv("LD_PRELOAD", KVM_CONTRACT_LIB, true);
-    }
     if (model_env()) {
         g_test_message("no KVM_X86_SW_PROTECTED_VM in this kernel: running "
                        "against the kernel-contract layer's model of it");
-        g_setenv("QKM_KVM_MODEL", model_env(), true);
     } else {
         g_test_message("running on the real KVM_X86_SW_PROTECTED_VM");
     }
     if (inject) {
         g_test_message("injecting %s at 0x%" PRIx64 " (kernel-contract "
                        "layer)", inject, gpa);
-        g_setenv("QKM_KVM_CONTRACT", inject, true);
-        g_setenv("QKM_CONTRACT_GPA", gpa_str, true);
     }
-    vm = guest_vm_start_config(&cfg);
-    g_unsetenv("LD_PRELOAD");
-    g_unsetenv("QKM_KVM_MODEL");
-    g_unsetenv("QKM_KVM_CONTRACT");
-    g_unsetenv("QKM_CONTRACT_GPA");
-    return vm;
+    return guest_vm_start_config(&cfg);
 }
 
 static void script_step(GuestVM *vm, int i, uint32_t op, uint32_t addr,

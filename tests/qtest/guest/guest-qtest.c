@@ -63,6 +63,11 @@ GuestVM *guest_vm_start_config(const GuestVMConfig *cfg)
     }
 
     vm->accel = cfg->accel;
+    for (const char *const *e = cfg->env; e && e[0]; e += 2) {
+        if (e[1]) {
+            g_setenv(e[0], e[1], true);
+        }
+    }
     vm->qts = qtest_initf("-accel %s -machine pc -cpu max -m 64M %s "
                           "-nodefaults -display none -bios %s "
                           "-chardev file,id=guest-dbg,path=%s "
@@ -72,6 +77,9 @@ GuestVM *guest_vm_start_config(const GuestVMConfig *cfg)
                           vm->debugcon_path, GUEST_DEBUGCON_PORT,
                           cfg->extra_args ? cfg->extra_args : "",
                           redirect ? redirect : "");
+    for (const char *const *e = cfg->env; e && e[0]; e += 2) {
+        g_unsetenv(e[0]);
+    }
     return vm;
 }
 

@@ -31,6 +31,12 @@ typedef struct GuestVMConfig {
     const char *memory;
     const char *extra_args;
     bool capture_stderr;        /* QEMU's stderr into a file */
+    /*
+     * Environment for QEMU only (e.g. LD_PRELOAD of a kernel-contract
+     * layer): pairs of name and value, NULL-terminated; a NULL value is
+     * skipped.
+     */
+    const char *const *env;
 } GuestVMConfig;
 
 /*

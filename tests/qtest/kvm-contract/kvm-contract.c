@@ -490,6 +490,7 @@ static int realize_qslot(QSlot *q)
 static int model_set_region(struct kvm_userspace_memory_region2 *r)
 {
     QSlot *q = NULL, *free_q = NULL;
+    Gmem *g = NULL;
     int ret;
 
     /* check_memory_region_flags(): no dirty log or RO on guest_memfd */
@@ -498,10 +499,11 @@ static int model_set_region(struct kvm_userspace_memory_region2 *r)
         errno = EINVAL;
         return -1;
     }
+    if (r->flags & KVM_MEM_GUEST_MEMFD) {
+        g = find_gmem(r->guest_memfd);
+    }
     if ((r->flags & KVM_MEM_GUEST_MEMFD) && r->memory_size &&
-        (!find_gmem(r->guest_memfd) ||
-         r->guest_memfd_offset + r->memory_size >
-         find_gmem(r->guest_memfd)->size)) {
+        (!g || r->guest_memfd_offset + r->memory_size > g->size)) {
         errno = EINVAL;
         return -1;
     }
