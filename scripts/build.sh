@@ -10,6 +10,10 @@
 # pristine: pristine 10.2.2 + only the first patch (build adjustments for
 #   the +ds tarball, no code change), in build/pristine-src and
 #   build/pristine, for comparisons.
+# inplace: the patched tree built in build/qemu-inplace with the
+#   guest_memfd in-place conversion UAPI force-included
+#   (tests/unit/gmem-inplace-uapi.h; not in released headers), so that
+#   the in-place code paths can run against the kernel-contract layers.
 #
 # Incremental: the source tree is prepared again only when the series or
 # the pinned tarball changed, and then synced file by file, so unchanged
@@ -25,7 +29,8 @@ variant=${1:-patched}
 case "$variant" in
 patched)  src=$BUILD_ROOT/qemu-src; bld=$BUILD_ROOT/qemu ;;
 pristine) src=$BUILD_ROOT/pristine-src; bld=$BUILD_ROOT/pristine ;;
-*) die "unknown build variant '$variant' (expected patched or pristine)" ;;
+inplace)  src=$BUILD_ROOT/qemu-src; bld=$BUILD_ROOT/qemu-inplace ;;
+*) die "unknown build variant '$variant' (expected patched, pristine or inplace)" ;;
 esac
 targets=("$@")
 [ ${#targets[@]} -ne 0 ] || targets=(qemu-system-x86_64)
@@ -37,7 +42,7 @@ series() { "$PYTHON" "$TOP/scripts/series.py" "$@"; }
 
 # --- the source tree ---------------------------------------------------
 first_patch=$(series_patches "$TOP/patches" | head -n 1)
-if [ "$variant" = patched ]; then
+if [ "$variant" != pristine ]; then
     series check-overlay
     stamp_input() {
         echo "$UPSTREAM_SHA256"
@@ -58,7 +63,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     note "preparing $variant source tree in $src"
     mkdir -p "$BUILD_ROOT"
     rm -rf "$src.new"
-    if [ "$variant" = patched ]; then
+    if [ "$variant" != pristine ]; then
         series prepare "$src.new"
     else
         series prepare-pristine "$src.new"
@@ -72,7 +77,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     fi
     echo "$want" > "$stamp"
 fi
-if [ "$variant" = patched ]; then
+if [ "$variant" != pristine ]; then
     # Overlay files edited in the repository since the tree was prepared.
     overlay_paths "$TOP/patches" |
         rsync -a --checksum --files-from=- "$TOP/" "$src/"
@@ -90,7 +95,9 @@ config_args=(
     # Debian's firmware packages: seabios, ipxe-qemu, qemu-system-data.
     --firmwarepath=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu
 )
-[ "$variant" = patched ] && config_args+=(--enable-werror)
+[ "$variant" != pristine ] && config_args+=(--enable-werror)
+[ "$variant" = inplace ] &&
+    config_args+=("--extra-cflags=-include $src/tests/unit/gmem-inplace-uapi.h")
 config_args+=(${QKM_CONFIGURE_ARGS:-})
 want_config=$(printf '%s\n' "$src" "${config_args[@]}" | sha256sum | cut -d' ' -f1)
 if [ ! -f "$bld/build.ninja" ] || [ "$(cat "$bld/.qkm-configured" 2>/dev/null)" != "$want_config" ]; then

@@ -107,6 +107,18 @@ run_tap() {
     tests_failed=$((tests_failed + bad))
     [ $rc -eq 0 ] || status=1
 }
+note "in-place guest_memfd paths: a build with the in-place UAPI, on the contract layer"
+if "$TOP/scripts/build.sh" inplace qemu-system-x86_64; then
+    run_tap env QKM_REQUIRE_IN_PLACE=1 \
+        QTEST_QEMU_BINARY="$BUILD_ROOT/qemu-inplace/qemu-system-x86_64" \
+        "$BUILD_ROOT/qemu/tests/qtest/tdx-populate-test" --tap -k \
+        -p /x86_64/x86/tdx/contract/in-place
+else
+    echo "not ok - build of the in-place variant"
+    tests_failed=$((tests_failed + 1))
+    status=1
+fi
+
 note "code built only with in-place guest_memfd headers still compiles"
 run_tap "$PYTHON" "$TOP/scripts/check-in-place-build.py" "$BUILD_ROOT/qemu" \
     "$BUILD_ROOT/qemu-src"

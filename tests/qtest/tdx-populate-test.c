@@ -60,6 +60,9 @@ static void run_free(Run *r)
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Run, run_free)
 
+/* Run the layer as a kernel with in-place guest_memfd conversion. */
+static bool model_in_place;
+
 static bool kvm_usable(void)
 {
     return access("/dev/kvm", R_OK | W_OK) == 0;
@@ -124,6 +127,11 @@ static void launch(Run *r, const char *image, const char *inject,
         envp = g_environ_setenv(envp, "QKM_TDX_INJECT", inject, true);
     } else {
         envp = g_environ_unsetenv(envp, "QKM_TDX_INJECT");
+    }
+    if (model_in_place) {
+        envp = g_environ_setenv(envp, "QKM_TDX_IN_PLACE", "1", true);
+    } else {
+        envp = g_environ_unsetenv(envp, "QKM_TDX_IN_PLACE");
     }
     g_assert_true(g_spawn_sync(NULL, (char **)argv, envp, G_SPAWN_SEARCH_PATH,
                                NULL, NULL, NULL, &r->err, &wstatus, NULL));
@@ -618,7 +626,10 @@ static void test_bad_tdvf(void)
     }
 }
 
-/* populate-in-place=on where it cannot be had: a start-up error. */
+/*
+ * populate-in-place=on where it cannot be had (headers or kernel without
+ * in-place conversion): a start-up error that says which; off copies.
+ */
 static void test_in_place_on_unavailable(void)
 {
     g_autofree char *image = NULL;
@@ -627,25 +638,94 @@ static void test_in_place_on_unavailable(void)
     if (!contract_usable()) {
         return;
     }
-#ifdef KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES
-    g_test_skip("built with in-place conversion headers; the layer does not "
-                "model KVM_SET_MEMORY_ATTRIBUTES2");
-    return;
-#endif
     image = synthetic_image(NULL);
     launch(&r, image, NULL, "populate-in-place=on");
     g_assert_cmpint(r.status, ==, 1);
     g_assert_nonnull(strstr(r.err, "tdx-guest populate-in-place=on is not "
-                            "possible: this QEMU was built with Linux "
-                            "headers that lack in-place conversion"));
+                            "possible: "));
+    g_assert_true(strstr(r.err, "this QEMU was built with Linux headers "
+                         "that lack in-place conversion") ||
+                  strstr(r.err, "KVM has no in-place conversion of "
+                         "guest_memfd (KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES "
+                         "lacks KVM_MEMORY_ATTRIBUTE_PRIVATE)"));
     g_assert_cmpuint(count_prefix(r.log, "INIT_MEM_REGION"), ==, 0);
     run_free(&r);
     memset(&r, 0, sizeof(r));
 
-    /* auto and off copy */
     launch(&r, image, NULL, "populate-in-place=off");
     g_assert_cmpint(r.status, ==, 0);
     g_assert_cmpuint(count_prefix(r.log, "FINALIZE_VM -> 0"), ==, 1);
+    unlink(image);
+}
+
+/*
+ * In place, on the layer's model of an in-place kernel: each section is
+ * written into the guest_memfd, converted with KVM_SET_MEMORY_ATTRIBUTES2
+ * and populated with source_addr 0 (not advanced); the data the kernel
+ * takes from the guest_memfd is the image's.  'auto' does the same,
+ * 'off' copies.  Needs a QEMU built with the in-place UAPI: make check
+ * runs this case again with build/qemu-inplace.
+ */
+static void test_in_place_launch(void)
+{
+    static const char *const props[] = {
+        "populate-in-place=on", "populate-in-place=auto",
+        "populate-in-place=off",
+    };
+    g_autofree char *image = NULL;
+    g_autofree uint8_t *img = NULL;
+    g_autoptr(GArray) secs = NULL;
+    size_t size;
+
+    if (!contract_usable()) {
+        return;
+    }
+    image = synthetic_image(NULL);
+    g_assert_true(g_file_get_contents(image, (char **)&img, &size, NULL));
+    secs = parse_sections(img, size);
+    model_in_place = true;
+    for (size_t p = 0; p < G_N_ELEMENTS(props); p++) {
+        bool copy = p == 2;
+        g_auto(Run) r = { 0 };
+
+        launch(&r, image, NULL, props[p]);
+        if (r.status && strstr(r.err, "built with Linux headers that lack")) {
+            /* make check sets this for the in-place build */
+            g_assert_null(g_getenv("QKM_REQUIRE_IN_PLACE"));
+            model_in_place = false;
+            unlink(image);
+            g_test_skip("this QEMU was built without the in-place UAPI; "
+                        "make check runs this case with the in-place build "
+                        "(scripts/build.sh inplace)");
+            return;
+        }
+        g_test_message("%s", props[p]);
+        g_assert_cmpint(r.status, ==, 0);
+        if (copy) {
+            g_assert_cmpuint(count_prefix(r.log, "SET_MEMORY_ATTRIBUTES2"),
+                             ==, 0);
+        } else {
+            /* the memslots at map time, then one per section */
+            g_assert_cmpuint(count_prefix(r.log, "SET_MEMORY_ATTRIBUTES2"),
+                             >=, secs->len);
+        }
+        for (unsigned i = 0; i < secs->len; i++) {
+            Section *s = &g_array_index(secs, Section, i);
+            g_autofree char *want = g_strdup_printf(
+                "INIT_MEM_REGION vcpu 0 flags 0x%x gpa 0x%" PRIx64 " pages %"
+                PRIu64 " -> 0 gpa 0x%" PRIx64 " pages 0 source+0x%" PRIx64
+                " fnv 0x%016" PRIx64, s->attributes & MR_EXTEND, s->address,
+                s->size / 4096, s->address + s->size, copy ? s->size : 0,
+                s->type <= SEC_CFV ? fnv(img + s->data_offset, s->size) : 0);
+
+            if (s->type > SEC_CFV) {
+                *strstr(want, " fnv") = 0;
+            }
+            g_assert_cmpuint(count_prefix(r.log, want), ==, 1);
+        }
+        g_assert_cmpuint(count_prefix(r.log, "FINALIZE_VM -> 0"), ==, 1);
+    }
+    model_in_place = false;
     unlink(image);
 }
 
@@ -692,8 +772,9 @@ int main(int argc, char **argv)
     qtest_add_func("/x86/tdx/contract/get-cpuid-e2big",
                    test_get_cpuid_e2big);
     qtest_add_func("/x86/tdx/contract/bad-tdvf", test_bad_tdvf);
-    qtest_add_func("/x86/tdx/contract/populate-in-place-on",
+    qtest_add_func("/x86/tdx/contract/in-place/on-unavailable",
                    test_in_place_on_unavailable);
+    qtest_add_func("/x86/tdx/contract/in-place/launch", test_in_place_launch);
     qtest_add_func("/x86/tdx/real-tdx", test_real_tdx);
     return g_test_run();
 }

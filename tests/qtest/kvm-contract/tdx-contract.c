@@ -47,6 +47,16 @@
  *     FINALIZE exits with KVM_SYSTEM_EVENT_SHUTDOWN and QEMU exits
  *     normally.
  *
+ * QKM_TDX_IN_PLACE=1 models a kernel with in-place guest_memfd conversion
+ * (KERNEL-API.md section 2; not released): KVM_CAP_GUEST_MEMFD_MEMORY_
+ * ATTRIBUTES is PRIVATE, KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd
+ * records private offsets (flags 0, known attributes, aligned non-empty
+ * range, else EINVAL), and INIT_MEM_REGION with source_addr 0 takes each
+ * page from the guest_memfd itself, which must then be private there
+ * (source_addr is not advanced).  The capability number is the test
+ * stand-in of tests/unit/gmem-inplace-uapi.h, which this layer is built
+ * with; only a QEMU built with the same header asks for it.
+ *
  * QKM_TDX_INJECT (comma-separated) injects what the contract allows:
  *   eintr-mid        the first call with >= 2 pages stops halfway, -EINTR
  *   ebusy=N          the first N calls fail with -EBUSY, no progress
@@ -91,7 +101,17 @@
 typedef struct Slot {
     bool used, gmem;
     uint64_t gpa, size;
+    int gmem_fd;
+    uint64_t gmem_offset;
 } Slot;
+
+/* In-place model: per-guest_memfd private pages (offset / 4 KiB). */
+#define MAX_GMEMS       16
+#define GMEM_MAX_SIZE   MAX_GPA
+typedef struct GmemAttrs {
+    int fd;
+    uint8_t *private_bits;
+} GmemAttrs;
 
 static int (*real_ioctl)(int, unsigned long, ...);
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -106,6 +126,8 @@ static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
 static bool vcpu_inited[MAX_VCPUS];
 static int nvcpus;
 static bool vcpu_ran, shut_down;
+static bool in_place;           /* QKM_TDX_IN_PLACE */
+static GmemAttrs gmems[MAX_GMEMS];
 static Slot slots[MAX_SLOTS];
 static uint8_t *private_bits, *added_bits;
 static uint64_t measured_pages, added_pages;
@@ -141,6 +163,7 @@ static void __attribute__((constructor)) tdx_contract_init(void)
     private_bits = calloc(MAX_GPA / PAGE / 8, 1);
     added_bits = calloc(MAX_GPA / PAGE / 8, 1);
     log_times = getenv("QKM_CONTRACT_TIMES") != NULL;
+    in_place = getenv("QKM_TDX_IN_PLACE") != NULL;
     if (log) {
         log_file = fopen(log, "a");
         if (log_file) {
@@ -239,6 +262,51 @@ static uint64_t now_ns(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static Slot *slot_of(uint64_t gpa)
+{
+    for (int i = 0; i < MAX_SLOTS; i++) {
+        if (slots[i].used && gpa >= slots[i].gpa &&
+            gpa - slots[i].gpa < slots[i].size) {
+            return &slots[i];
+        }
+    }
+    return NULL;
+}
+
+static GmemAttrs *gmem_attrs(int fd, bool create)
+{
+    for (int i = 0; i < MAX_GMEMS; i++) {
+        if (gmems[i].private_bits && gmems[i].fd == fd) {
+            return &gmems[i];
+        }
+    }
+    for (int i = 0; create && i < MAX_GMEMS; i++) {
+        if (!gmems[i].private_bits) {
+            gmems[i].fd = fd;
+            gmems[i].private_bits = calloc(GMEM_MAX_SIZE / PAGE / 8, 1);
+            return &gmems[i];
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Is @gpa private?  By the VM's attributes, or, with in-place conversion,
+ * by its guest_memfd's (a kernel with the series keeps both interfaces).
+ */
+static bool gpa_private(uint64_t gpa)
+{
+    Slot *sl;
+    GmemAttrs *g;
+
+    if (bit(private_bits, gpa) || !in_place) {
+        return bit(private_bits, gpa);
+    }
+    sl = slot_of(gpa);
+    g = sl && sl->gmem ? gmem_attrs(sl->gmem_fd, false) : NULL;
+    return g && bit(g->private_bits, sl->gmem_offset + (gpa - sl->gpa));
 }
 
 static int fail(int err)
@@ -401,7 +469,7 @@ static int tdx_init_mem_region(uint32_t flags,
     }
     if ((flags & ~KVM_TDX_MEASURE_MEMORY_REGION) || !init_vm_done ||
         finalized || !r->nr_pages || (r->gpa & (PAGE - 1)) ||
-        (r->source_addr & (PAGE - 1)) || !r->source_addr ||
+        (r->source_addr & (PAGE - 1)) || (!r->source_addr && !in_place) ||
         r->gpa + r->nr_pages * PAGE < r->gpa ||
         r->gpa + r->nr_pages * PAGE > MAX_GPA) {
         return fail(EINVAL);
@@ -413,7 +481,7 @@ static int tdx_init_mem_region(uint32_t flags,
     }
     for (uint64_t gpa = r->gpa; gpa < r->gpa + r->nr_pages * PAGE;
          gpa += PAGE) {
-        if (!bit(private_bits, gpa) || !in_gmem_slot(gpa)) {
+        if (!gpa_private(gpa) || !in_gmem_slot(gpa)) {
             note("INIT_MEM_REGION gpa 0x%" PRIx64 " not private guest_memfd",
                  gpa);
             return fail(EINVAL);
@@ -445,7 +513,21 @@ static int tdx_init_mem_region(uint32_t flags,
             err = EINVAL;                   /* TDH.MEM.PAGE.ADD again */
             break;
         }
-        if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != PAGE) {
+        if (!r->source_addr) {
+            /* In place: the guest_memfd page itself. */
+            Slot *sl = slot_of(r->gpa);
+            uint8_t *m = real_mmap(NULL, PAGE, PROT_READ, MAP_SHARED,
+                                   sl->gmem_fd,
+                                   sl->gmem_offset + (r->gpa - sl->gpa));
+
+            if (m == MAP_FAILED) {
+                err = EFAULT;
+                break;
+            }
+            memcpy(page, m, PAGE);
+            munmap(m, PAGE);
+        } else if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) !=
+                   PAGE) {
             err = EFAULT;
             break;
         }
@@ -458,7 +540,7 @@ static int tdx_init_mem_region(uint32_t flags,
             measured_pages++;
         }
         r->gpa += PAGE;
-        r->source_addr += PAGE;
+        r->source_addr += r->source_addr ? PAGE : 0;
         r->nr_pages--;
         done++;
     }
@@ -603,6 +685,30 @@ static bool model(int fd, unsigned long req, void *arg, int *ret)
         }
         return false;
     }
+    if (in_place && req == KVM_SET_MEMORY_ATTRIBUTES2 && td_fd >= 0 &&
+        fd_is(fd, "anon_inode:[kvm-gmem]")) {
+        struct kvm_memory_attributes2 *a = arg;
+        GmemAttrs *g;
+
+        if (a->flags || (a->attributes & ~KVM_MEMORY_ATTRIBUTE_PRIVATE) ||
+            !a->size || ((a->offset | a->size) & (PAGE - 1)) ||
+            a->offset + a->size < a->offset ||
+            a->offset + a->size > GMEM_MAX_SIZE) {
+            *ret = fail(EINVAL);
+            return true;
+        }
+        pthread_mutex_lock(&lock);
+        g = gmem_attrs(fd, true);
+        for (uint64_t o = a->offset; g && o < a->offset + a->size;
+             o += PAGE) {
+            set_bit_to(g->private_bits, o, a->attributes != 0);
+        }
+        pthread_mutex_unlock(&lock);
+        note("SET_MEMORY_ATTRIBUTES2 offset 0x%llx size 0x%llx attributes "
+             "0x%llx -> %d", a->offset, a->size, a->attributes, g ? 0 : -1);
+        *ret = g ? 0 : fail(ENOSPC);
+        return true;
+    }
     if (fd != td_fd || td_fd < 0) {
         return false;
     }
@@ -614,6 +720,10 @@ static bool model(int fd, unsigned long req, void *arg, int *ret)
         }
         if ((long)arg == KVM_CAP_X86_APIC_BUS_CYCLES_NS) {
             *ret = 1;
+            return true;
+        }
+        if ((long)arg == KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES) {
+            *ret = in_place ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0;
             return true;
         }
         return false;
@@ -676,6 +786,8 @@ static bool model(int fd, unsigned long req, void *arg, int *ret)
             s->gmem = m->flags & KVM_MEM_GUEST_MEMFD;
             s->gpa = m->guest_phys_addr;
             s->size = m->memory_size;
+            s->gmem_fd = m->guest_memfd;
+            s->gmem_offset = m->guest_memfd_offset;
         }
         return true;
     }
