@@ -13,6 +13,7 @@ set -euo pipefail
     tests/qtest/kvm-contract/libkvm-contract.so \
     tests/qtest/kvm-contract/libtdx-contract.so >&2
 "$TOP/scripts/build.sh" pristine qemu-system-x86_64 >&2
+"$TOP/scripts/build.sh" inplace qemu-system-x86_64 >&2
 patched=$BUILD_ROOT/qemu/qemu-system-x86_64
 pristine=$BUILD_ROOT/pristine/qemu-system-x86_64
 image=$BUILD_ROOT/qemu/tests/qtest/guest/guest.bin
@@ -26,6 +27,7 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
     "$PYTHON" conversion_cost.py --patched "$patched" --image "$image" \
         --contract-lib "$BUILD_ROOT/qemu/tests/qtest/kvm-contract/libkvm-contract.so"
     "$PYTHON" tdx_population.py --patched "$patched" --pristine "$pristine" \
+        --in-place "$BUILD_ROOT/qemu-inplace/qemu-system-x86_64" \
         --contract-lib "$BUILD_ROOT/qemu/tests/qtest/kvm-contract/libtdx-contract.so"
     accel=kvm
 else

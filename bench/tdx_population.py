@@ -9,8 +9,8 @@ and a TEMP_MEM.  QEMU launches it with the layer up to KVM_TDX_FINALIZE_VM
 (the layer then stops the TD), once undisturbed and once with an -EINTR
 injected halfway through the BFV.  Printed from the layer's log: ioctls
 per section (goal: 1, plus 1 per retry), bytes the kernel copied from
-QEMU's source per populated byte (copy mode: 1; in-place mode, which
-needs headers this build lacks, would be 0), and the BFV's population
+QEMU's buffers per populated byte (copy mode: 1; in-place mode, with the
+in-place build when given: 0), and the BFV's population
 time (first to last KVM_TDX_INIT_MEM_REGION of it), median of several
 runs, patched versus pristine.  Prints, never asserts."""
 
@@ -52,17 +52,21 @@ def image(path):
         f.write(img)
 
 
-def launch(qemu, lib, img, inject):
+def launch(qemu, lib, img, inject, in_place=False):
     with tempfile.TemporaryDirectory() as d:
         log = os.path.join(d, "log")
         env = dict(os.environ, LD_PRELOAD=lib, QKM_CONTRACT_LOG=log,
                    QKM_CONTRACT_TIMES="1")
         if inject:
             env["QKM_TDX_INJECT"] = inject
+        props = "tdx-guest,id=tdx0"
+        if in_place:
+            env["QKM_TDX_IN_PLACE"] = "1"
+            props += ",populate-in-place=on"
         r = subprocess.run(
             ["timeout", "60", qemu, "-accel", "kvm", "-machine",
              "q35,confidential-guest-support=tdx0", "-object",
-             "tdx-guest,id=tdx0", "-cpu", "host", "-m", "1G", "-bios", img,
+             props, "-cpu", "host", "-m", "1G", "-bios", img,
              "-nodefaults", "-display", "none"], env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if r.returncode:
@@ -91,6 +95,8 @@ def main():
     ap.add_argument("--patched", required=True)
     ap.add_argument("--pristine", required=True)
     ap.add_argument("--contract-lib", required=True)
+    ap.add_argument("--in-place",
+                    help="a QEMU built with the in-place UAPI (optional)")
     ap.add_argument("--runs", type=int, default=7)
     a = ap.parse_args()
     lib = os.path.abspath(a.contract_lib)
@@ -107,9 +113,18 @@ def main():
         secs = per_section(launch(a.patched, lib, img, None))
         populated = sum(s[3] for s in SECTIONS)
         copied = sum(c["copied"] for sec in secs for c in sec)
-        print("tdx population: kernel copies from QEMU's source per populated "
-              "byte: %.2f (copy mode; goal 1; in-place mode, 0, needs "
-              "in-place headers: not in this build)" % (copied / populated))
+        print("tdx population, copy mode: the kernel copies %.2f bytes from "
+              "QEMU's buffers per populated byte (goal 1, no bounce buffer)"
+              % (copied / populated))
+        if a.in_place:
+            secs = per_section(launch(a.in_place, lib, img, None, True))
+            copied = sum(c["copied"] for sec in secs for c in sec)
+            print("tdx population, in-place mode (in-place build, layer's "
+                  "in-place kernel model): ioctls per section: %s; the kernel "
+                  "copies %.2f bytes from QEMU's buffers per populated byte "
+                  "(goal 0: QEMU writes the image into the guest_memfd once)"
+                  % (", ".join("%s %d" % (n, len(c)) for n, c in
+                               zip(NAMES, secs)), copied / populated))
         times = {"patched": [], "pristine": []}
         for _ in range(a.runs):
             for which in ("pristine", "patched"):
