@@ -5,17 +5,25 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
- * No QEMU state here: the caller passes the ioctl, so that unit tests can
- * drive the retry rules with a model of the kernel contract
+ * No QEMU state here: the caller passes the ioctl (kvm_gmem_attrs_ioctl()
+ * or a stand-in), so that unit tests can drive the retry rules with a
+ * model of the kernel contract
  * (../shared/KERNEL-API.md section 2: -EAGAIN with error_offset when a
  * page has unexpected references).
  */
 
 #include "qemu/osdep.h"
+#include <sys/ioctl.h>
 #include "qapi/error.h"
 #include "system/kvm-gmem-attrs.h"
 
 #ifdef CONFIG_KVM_GMEM_IN_PLACE
+int kvm_gmem_attrs_ioctl(void *opaque, int fd,
+                         struct kvm_memory_attributes2 *attrs)
+{
+    return ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, attrs) < 0 ? -errno : 0;
+}
+
 int kvm_gmem_set_attributes(KvmGmemAttrsIoctl fn, void *opaque, int fd,
                             uint64_t offset, uint64_t size,
                             uint64_t attributes, unsigned *stalls,

@@ -31,6 +31,10 @@
 typedef int (*KvmGmemAttrsIoctl)(void *opaque, int fd,
                                  struct kvm_memory_attributes2 *attrs);
 
+/* The real one: KVM_SET_MEMORY_ATTRIBUTES2 on @fd; 0 or -errno. */
+int kvm_gmem_attrs_ioctl(void *opaque, int fd,
+                         struct kvm_memory_attributes2 *attrs);
+
 /**
  * kvm_gmem_set_attributes:
  * @fn: issues KVM_SET_MEMORY_ATTRIBUTES2 and returns 0 or -errno
