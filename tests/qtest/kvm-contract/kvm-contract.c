@@ -114,6 +114,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/kvm.h>
+#include "contract-common.h"
 
 #define MAX_SLOTS       64
 #define MAX_VCPUS       64
@@ -252,30 +253,11 @@ static void __attribute__((constructor)) contract_init(void)
     }
 }
 
-/*
- * Do the first @len bytes of @fd's /proc/self/fd link (with its NUL)
- * equal @want?  @len = strlen(@want) compares a prefix, sizeof the
- * whole name.
- */
-static bool fd_target_matches(int fd, const char *want, size_t len)
-{
-    char proc[64], target[128];
-    ssize_t n;
-
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-    n = readlink(proc, target, sizeof(target) - 1);
-    if (n < 0) {
-        return false;
-    }
-    target[n] = '\0';
-    return !strncmp(target, want, len);
-}
-
 static bool is_vcpu_fd(int fd)
 {
     static const char prefix[] = "anon_inode:kvm-vcpu:";
 
-    return fd_target_matches(fd, prefix, strlen(prefix));
+    return contract_fd_target_matches(fd, prefix, strlen(prefix));
 }
 
 static Vcpu *find_vcpu(int fd)
@@ -541,9 +523,8 @@ static int model_set_attributes(struct kvm_memory_attributes *a)
     int ret = 0;
 
     /* kvm_vm_ioctl_set_mem_attributes() */
-    if (a->flags || (a->attributes & ~KVM_MEMORY_ATTRIBUTE_PRIVATE) ||
-        !a->size || (a->address | a->size) & 0xfff ||
-        a->address + a->size <= a->address) {
+    if (!contract_attributes_valid(a->flags, a->attributes, a->address,
+                                   a->size)) {
         model_note("set-memory-attributes gpa 0x%llx size 0x%llx "
                    "attributes 0x%llx: EINVAL", a->address, a->size,
                    a->attributes);
@@ -639,7 +620,7 @@ static bool is_dev_kvm(int fd)
 {
     static const char name[] = "/dev/kvm";
 
-    return fd_target_matches(fd, name, sizeof(name));
+    return contract_fd_target_matches(fd, name, sizeof(name));
 }
 
 /*

@@ -89,6 +89,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/kvm.h>
+#include "contract-common.h"
 
 #define PAGE            4096ULL
 #define MAX_GPA         (1ULL << 36)
@@ -119,6 +120,7 @@ static FILE *log_file;
 static bool log_times;          /* QKM_CONTRACT_TIMES: call times */
 static bool off;                /* the real KVM has TDX */
 static int td_fd = -1;
+static int kvm_dev_fd = -1;     /* the /dev/kvm that created the TD */
 static bool init_vm_done, finalized;
 static int vcpu_fds[MAX_VCPUS];
 static struct kvm_run *vcpu_runs[MAX_VCPUS];
@@ -205,16 +207,7 @@ static void __attribute__((constructor)) tdx_contract_init(void)
 
 static bool fd_is(int fd, const char *prefix)
 {
-    char path[64], target[64];
-    ssize_t n;
-
-    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-    n = readlink(path, target, sizeof(target) - 1);
-    if (n < 0) {
-        return false;
-    }
-    target[n] = 0;
-    return !strncmp(target, prefix, strlen(prefix));
+    return contract_fd_target_matches(fd, prefix, strlen(prefix));
 }
 
 static int vcpu_index(int fd)
@@ -333,18 +326,13 @@ static int supported_cpuid(struct kvm_cpuid_entry2 *out, unsigned max)
         struct kvm_cpuid2 c;
         struct kvm_cpuid_entry2 e[MAX_CPUID];
     } buf = { .c.nent = MAX_CPUID };
-    int kvm = -1, r;
     unsigned n = 0;
+    int r;
 
-    for (int fd = 3; fd < 1024 && kvm < 0; fd++) {
-        if (fd_is(fd, "/dev/kvm")) {
-            kvm = fd;
-        }
-    }
-    if (kvm < 0) {
+    if (kvm_dev_fd < 0) {
         return 0;
     }
-    r = real_ioctl(kvm, KVM_GET_SUPPORTED_CPUID, &buf.c);
+    r = real_ioctl(kvm_dev_fd, KVM_GET_SUPPORTED_CPUID, &buf.c);
     if (r < 0) {
         return 0;
     }
@@ -363,10 +351,31 @@ static int supported_cpuid(struct kvm_cpuid_entry2 *out, unsigned max)
     return n;
 }
 
+/* TD attributes this "TDX module" supports: SEPT_VE_DISABLE, PKS. */
+static uint64_t supported_attrs(void)
+{
+    unsigned a, b, c, d;
+
+    __cpuid_count(7, 0, a, b, c, d);
+    return TDX_ATTR_SEPT_VE_DISABLE | (c & (1u << 31) ? TDX_ATTR_PKS : 0);
+}
+
+/* XFAM: the CPU's XCR0 and IA32_XSS bits. */
+static uint64_t supported_xfam(void)
+{
+    unsigned a, b, c, d;
+    uint64_t xfam;
+
+    __cpuid_count(0xd, 0, a, b, c, d);
+    xfam = a | ((uint64_t)d << 32);
+    __cpuid_count(0xd, 1, a, b, c, d);
+    return xfam | c | ((uint64_t)d << 32);
+}
+
 static int tdx_capabilities(struct kvm_tdx_capabilities *caps)
 {
     static struct kvm_cpuid_entry2 cfg[MAX_CPUID];
-    unsigned a, b, c, d, n;
+    unsigned n;
 
     n = supported_cpuid(cfg, MAX_CPUID);
     for (unsigned i = 0; i < n; i++) {
@@ -378,15 +387,8 @@ static int tdx_capabilities(struct kvm_tdx_capabilities *caps)
         caps->cpuid.nent = n;
         return fail(E2BIG);
     }
-    caps->supported_attrs = TDX_ATTR_SEPT_VE_DISABLE;
-    __cpuid_count(7, 0, a, b, c, d);
-    if (c & (1u << 31)) {
-        caps->supported_attrs |= TDX_ATTR_PKS;
-    }
-    __cpuid_count(0xd, 0, a, b, c, d);
-    caps->supported_xfam = a | ((uint64_t)d << 32);
-    __cpuid_count(0xd, 1, a, b, c, d);
-    caps->supported_xfam |= c | ((uint64_t)d << 32);
+    caps->supported_attrs = supported_attrs();
+    caps->supported_xfam = supported_xfam();
     caps->cpuid.nent = n;
     memcpy(caps->cpuid.entries, cfg, n * sizeof(cfg[0]));
     return 0;
@@ -394,21 +396,12 @@ static int tdx_capabilities(struct kvm_tdx_capabilities *caps)
 
 static int tdx_init_vm(struct kvm_tdx_init_vm *init)
 {
-    struct kvm_tdx_capabilities *caps;
     unsigned gpaw = 0;
-    int r;
 
-    caps = calloc(1, sizeof(*caps) +
-                  MAX_CPUID * sizeof(caps->cpuid.entries[0]));
-    caps->cpuid.nent = MAX_CPUID;
-    r = tdx_capabilities(caps);
-    if (r < 0 || init_vm_done || nvcpus ||
-        (init->attributes & ~caps->supported_attrs) ||
-        (init->xfam & ~caps->supported_xfam)) {
-        free(caps);
+    if (init_vm_done || nvcpus || (init->attributes & ~supported_attrs()) ||
+        (init->xfam & ~supported_xfam())) {
         return fail(EINVAL);
     }
-    free(caps);
     for (unsigned i = 0; i < init->cpuid.nent; i++) {
         if (init->cpuid.entries[i].function == 0x80000008) {
             gpaw = (init->cpuid.entries[i].eax >> 16) & 0xff;
@@ -642,6 +635,7 @@ static bool model(int fd, unsigned long req, void *arg, int *ret)
         *ret = real_ioctl(fd, req, (void *)(long)KVM_X86_DEFAULT_VM);
         if (*ret >= 0) {
             td_fd = *ret;
+            kvm_dev_fd = fd;
             note("CREATE_VM type %d as a default VM", KVM_X86_TDX_VM);
         }
         return true;
@@ -690,9 +684,8 @@ static bool model(int fd, unsigned long req, void *arg, int *ret)
         struct kvm_memory_attributes2 *a = arg;
         GmemAttrs *g;
 
-        if (a->flags || (a->attributes & ~KVM_MEMORY_ATTRIBUTE_PRIVATE) ||
-            !a->size || ((a->offset | a->size) & (PAGE - 1)) ||
-            a->offset + a->size < a->offset ||
+        if (!contract_attributes_valid(a->flags, a->attributes, a->offset,
+                                       a->size) ||
             a->offset + a->size > GMEM_MAX_SIZE) {
             *ret = fail(EINVAL);
             return true;
@@ -760,9 +753,8 @@ static bool model(int fd, unsigned long req, void *arg, int *ret)
     case KVM_SET_MEMORY_ATTRIBUTES: {
         struct kvm_memory_attributes *a = arg;
 
-        if (a->flags || (a->attributes & ~KVM_MEMORY_ATTRIBUTE_PRIVATE) ||
-            !a->size || ((a->address | a->size) & (PAGE - 1)) ||
-            a->address + a->size < a->address ||
+        if (!contract_attributes_valid(a->flags, a->attributes, a->address,
+                                       a->size) ||
             a->address + a->size > MAX_GPA) {
             *ret = fail(EINVAL);
             return true;

@@ -1,0 +1,53 @@
+/*
+ * Pieces both kernel-contract layers need (kvm-contract.c, tdx-contract.c)
+ *
+ * Copyright (c) 2026 The qemu-kvm-memfault authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef KVM_CONTRACT_COMMON_H
+#define KVM_CONTRACT_COMMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/kvm.h>
+
+/*
+ * Do the first @len bytes of @fd's /proc/self/fd link (with its NUL)
+ * equal @want?  @len = strlen(@want) compares a prefix, sizeof the
+ * whole name.
+ */
+static inline bool contract_fd_target_matches(int fd, const char *want,
+                                              size_t len)
+{
+    char proc[64], target[128];
+    ssize_t n;
+
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    n = readlink(proc, target, sizeof(target) - 1);
+    if (n < 0) {
+        return false;
+    }
+    target[n] = '\0';
+    return !strncmp(target, want, len);
+}
+
+/*
+ * The argument checks of kvm_vm_ioctl_set_mem_attributes() (Linux 6.18),
+ * which the in-place series keeps for KVM_SET_MEMORY_ATTRIBUTES2: no
+ * flags, known attributes, a page-aligned, non-empty range that does
+ * not wrap.  Failing them is EINVAL.
+ */
+static inline bool contract_attributes_valid(uint64_t flags,
+                                             uint64_t attributes,
+                                             uint64_t start, uint64_t size)
+{
+    return !flags && !(attributes & ~(uint64_t)KVM_MEMORY_ATTRIBUTE_PRIVATE) &&
+           size && !((start | size) & 0xfff) && start + size > start;
+}
+
+#endif
