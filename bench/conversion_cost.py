@@ -16,10 +16,9 @@ import fcntl
 import os
 import statistics
 import sys
-import time
 
-from qemu_harness import Vm, MAILBOX, MB_REQ_MODE, MB_REQ_OP, \
-    MB_STEPS_DONE, MB_SCRIPT, STEP_SIZE
+from qemu_harness import Vm, MAILBOX, MB_STEPS_DONE, MB_SCRIPT, \
+    STEP_SIZE, MODE_LONG64
 
 OP_SCRIPT = 7
 STEP_END, STEP_MAP_PRIVATE, STEP_MAP_SHARED = 0, 3, 4
@@ -50,15 +49,11 @@ def one_run(qemu, image, env, pages, trips):
                 vm.writel(base + 8, pages)
                 n += 1
         vm.writel(MAILBOX + MB_SCRIPT + n * STEP_SIZE, STEP_END)
-        vm.writel(MAILBOX + MB_REQ_MODE, 3)
-        vm.writel(MAILBOX + MB_REQ_OP, OP_SCRIPT)
-        start = time.monotonic()
-        vm.qmp("cont")
-        end = vm.wait_done()
+        elapsed = vm.run_op(MODE_LONG64, OP_SCRIPT)
         if vm.readl(MAILBOX + MB_STEPS_DONE) != n:
             raise RuntimeError("the guest did %d of %d conversions"
                                % (vm.readl(MAILBOX + MB_STEPS_DONE), n))
-        return end - start
+        return elapsed
     finally:
         vm.close()
 

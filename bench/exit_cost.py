@@ -11,10 +11,8 @@ asserts."""
 import argparse
 import statistics
 import sys
-import time
 
-from qemu_harness import Vm, MAILBOX, MB_REQ_MODE, MB_REQ_OP, MB_REQ_ADDR, \
-    MB_REQ_COUNT
+from qemu_harness import Vm, MODE_LONG64
 
 OP_PIO_LOOP, OP_MMIO_LOOP = 5, 6
 HPET_COUNTER = 0xfed000f0
@@ -23,14 +21,7 @@ HPET_COUNTER = 0xfed000f0
 def one_run(qemu, image, op, count):
     vm = Vm(qemu, image, "kvm")
     try:
-        vm.writel(MAILBOX + MB_REQ_MODE, 3)
-        vm.writel(MAILBOX + MB_REQ_OP, op)
-        vm.writel(MAILBOX + MB_REQ_ADDR, HPET_COUNTER)
-        vm.writel(MAILBOX + MB_REQ_COUNT, count)
-        start = time.monotonic()
-        vm.qmp("cont")
-        end = vm.wait_done()
-        return count / (end - start)
+        return count / vm.run_op(MODE_LONG64, op, HPET_COUNTER, count)
     finally:
         vm.close()
 

@@ -13,10 +13,8 @@ Prints, never asserts."""
 import argparse
 import statistics
 import sys
-import time
 
-from qemu_harness import Vm, MAILBOX, MB_REQ_MODE, MB_REQ_OP, MB_REQ_ADDR, \
-    MB_REQ_COUNT
+from qemu_harness import Vm, MODE_LONG64
 
 OP_FILL = 8
 FILL_BASE = 0x1000000   # 16 MiB: above the guest and its page tables
@@ -30,14 +28,7 @@ def one_run(qemu, image, mib, gmem):
     vm = Vm(qemu, image, "kvm", mem="%dM" % size,
             extra=["-object", backend, "-machine", "memory-backend=ram0"])
     try:
-        vm.writel(MAILBOX + MB_REQ_MODE, 3)
-        vm.writel(MAILBOX + MB_REQ_OP, OP_FILL)
-        vm.writel(MAILBOX + MB_REQ_ADDR, FILL_BASE)
-        vm.writel(MAILBOX + MB_REQ_COUNT, mib << 20)
-        start = time.monotonic()
-        vm.qmp("cont")
-        end = vm.wait_done()
-        return mib / (end - start)
+        return mib / vm.run_op(MODE_LONG64, OP_FILL, FILL_BASE, mib << 20)
     finally:
         vm.close()
 

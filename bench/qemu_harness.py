@@ -14,6 +14,7 @@ MAILBOX = 0x5000
 MB_REQ_MODE, MB_DONE, MB_REQ_OP, MB_REQ_ADDR, MB_REQ_COUNT = 0x8, 0xc, 0x10, 0x14, 0x18
 MB_STEPS_DONE, MB_SCRIPT, STEP_SIZE = 0x2c, 0x100, 16
 GUEST_DONE = 0x454e4f44
+MODE_LONG64 = 3
 
 
 class Vm:
@@ -100,6 +101,16 @@ class Vm:
                 return time.monotonic()
             time.sleep(0.0005)
         raise RuntimeError("guest did not finish")
+
+    def run_op(self, mode, op, addr=0, count=0):
+        """Have the guest do @op in @mode; seconds from cont to done."""
+        self.writel(MAILBOX + MB_REQ_MODE, mode)
+        self.writel(MAILBOX + MB_REQ_OP, op)
+        self.writel(MAILBOX + MB_REQ_ADDR, addr)
+        self.writel(MAILBOX + MB_REQ_COUNT, count)
+        start = time.monotonic()
+        self.qmp("cont")
+        return self.wait_done() - start
 
     def close(self):
         self.proc.kill()
