@@ -218,6 +218,19 @@ static void assert_vm_internal_error(QTestState *qts)
     qobject_unref(rsp);
 }
 
+/* Still running, and no GUEST_MEMORY_FAULT so far. */
+static void assert_vm_running_without_fault(QTestState *qts)
+{
+    QDict *rsp;
+
+    /* query-status also collects any event that arrived meanwhile. */
+    rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "return"), "status"),
+                    ==, "running");
+    qobject_unref(rsp);
+    g_assert_null(qtest_qmp_event_ref(qts, "GUEST_MEMORY_FAULT"));
+}
+
 /*
  * Wait for GUEST_MEMORY_FAULT, or for the guest to finish its access
  * without one; fail instead of hanging.  Returns the event or NULL.
@@ -813,7 +826,6 @@ static void test_rom_write_served(const void *opaque)
     GuestVMConfig cfg = { .accel = accel };
     const char *reason;
     uint32_t before;
-    QDict *rsp;
     GuestVM *vm;
 
     if (!guest_accel_usable(accel, &reason)) {
@@ -831,11 +843,7 @@ static void test_rom_write_served(const void *opaque)
                     GUEST_OP_MARK);
     g_assert_cmphex(qtest_readl(vm->qts, GUEST_IMAGE_BASE), ==, before);
 
-    rsp = qtest_qmp(vm->qts, "{ 'execute': 'query-status' }");
-    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "return"), "status"),
-                    ==, "running");
-    qobject_unref(rsp);
-    g_assert_null(qtest_qmp_event_ref(vm->qts, "GUEST_MEMORY_FAULT"));
+    assert_vm_running_without_fault(vm->qts);
     guest_vm_free(vm);
 }
 
@@ -887,7 +895,6 @@ static void test_backing_watch_off(const void *opaque)
     g_autofree char *memory = NULL;
     GuestVMConfig cfg = { .accel = accel };
     const char *reason;
-    QDict *rsp;
     GuestVM *vm;
 
     if (!guest_accel_usable(accel, &reason)) {
@@ -906,12 +913,7 @@ static void test_backing_watch_off(const void *opaque)
     g_assert_cmpint(truncate(ram_path, 0x100000), ==, 0);
     g_usleep(500 * 1000);
 
-    /* query-status also collects any event that arrived meanwhile. */
-    rsp = qtest_qmp(vm->qts, "{ 'execute': 'query-status' }");
-    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "return"), "status"),
-                    ==, "running");
-    qobject_unref(rsp);
-    g_assert_null(qtest_qmp_event_ref(vm->qts, "GUEST_MEMORY_FAULT"));
+    assert_vm_running_without_fault(vm->qts);
     guest_vm_free(vm);
     unlink(ram_path);
 }
