@@ -10,46 +10,90 @@
  * plus a detail line), emits GUEST_MEMORY_FAULT, recovers from SIGBUS
  * without dying or looping, and watches backing files so that a
  * truncation is noticed before the guest touches the lost pages.
+ *
+ * Nothing lost, nothing fabricated:
+ * - every page known to have lost its backing is marked in the block's
+ *   GuestMemoryLoss bitmap (from the SIGBUS handler, or from the report
+ *   for a truncated tail); migration, snapshots, dump, memsave/pmemsave
+ *   and device DMA consult it and fail instead of reading the anonymous
+ *   page that keeps QEMU alive after a SIGBUS;
+ * - one report per incident: the first fault on a block is reported,
+ *   later ones are merged into it until management resets the VM; a cap
+ *   bounds the reports of a pathological guest;
+ * - the stop is sticky: from the report until a reset by management,
+ *   guest-originated resets, shutdowns and suspends are dropped
+ *   (system/runstate.c asks guest_memory_fault_holds_stop());
+ * - a reset by management restores QEMU's mapping of the backing; pages
+ *   the backing has again are forgotten, the others stay lost.
  */
 
 #include "qemu/osdep.h"
 #include <sys/statvfs.h>
+#include <sys/vfs.h>
 #include <sys/inotify.h>
+#include <linux/magic.h>
+#include "qemu/bitops.h"
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
 #include "qemu/rcu.h"
 #include "qemu/units.h"
 #include "qemu/accel.h"
+#include "qapi/error.h"
 #include "qom/object.h"
 #include "qapi/qapi-events-run-state.h"
 #include "hw/core/cpu.h"
+#include "hw/qdev-core.h"
 #include "qemu/cutils.h"
+#include "accel/accel-cpu-ops.h"
 #include "system/address-spaces.h"
+#include "system/cpus.h"
 #include "system/guest-memory-fault.h"
 #include "system/hostmem.h"
-#include "system/kvm.h"
 #include "system/memory.h"
 #include "system/ramblock.h"
 #include "system/runstate.h"
 #include "trace.h"
 
-/* A fault recorded by the SIGBUS handler, reported outside signal context. */
+/*
+ * Faults recorded by the SIGBUS handler, reported outside signal context.
+ * A slot goes EMPTY -> FILLING (handler) -> READY -> TAKING (reporter) ->
+ * EMPTY, each step by compare-and-swap, so that no two threads fill or
+ * report the same slot.  When every slot is busy the fault is still
+ * marked lost and counted in pending_overflow; the report says so.
+ */
+#define PENDING_SLOTS 64
+
 enum {
     PENDING_EMPTY,
     PENDING_FILLING,
     PENDING_READY,
+    PENDING_TAKING,
 };
 
-static struct {
+typedef struct PendingFault {
     int state;
     int cpu_index;
     int code;
     void *addr;
     GuestMemoryAccess access;
-} pending;
+} PendingFault;
+
+static PendingFault pending[PENDING_SLOTS];
+static unsigned pending_overflow;
 
 static unsigned fault_count;
 static QEMUBH *report_bh;
+
+/* From the first report until a reset by management. */
+static bool holds_stop;
+/* Reports printed since the last reset by management. */
+static unsigned reports_since_reset;
+/* More than this many incidents without a reset are only counted. */
+#define REPORT_CAP 16
+
+/* Lost ranges listed in one report line; the event lists up to MAX. */
+#define LINE_RANGES 4
+#define MAX_RANGES 64
 
 void guest_memory_fault_init(GuestMemoryFault *f, GuestMemoryFaultPath path,
                              int cpu_index)
@@ -57,6 +101,7 @@ void guest_memory_fault_init(GuestMemoryFault *f, GuestMemoryFaultPath path,
     memset(f, 0, sizeof(*f));
     f->path = path;
     f->cpu_index = cpu_index;
+    f->count = 1;
     f->access = GUEST_MEMORY_ACCESS_UNKNOWN;
     f->backing = GUEST_MEMORY_BACKING_NONE;
     f->cause = GUEST_MEMORY_FAULT_CAUSE_UNKNOWN;
@@ -78,39 +123,316 @@ void guest_memory_fault_cleanup(GuestMemoryFault *f)
     f->cause_detail = NULL;
 }
 
-/* --- from a RAM block offset to a guest physical address --- */
-
-typedef struct FindGpa {
-    const MemoryRegion *mr;
-    hwaddr offset;
-    hwaddr gpa;
-    bool found;
-} FindGpa;
-
-static bool find_gpa_cb(Int128 start, Int128 len, const MemoryRegion *mr,
-                        hwaddr offset_in_region, void *opaque)
+unsigned guest_memory_fault_count(void)
 {
-    FindGpa *s = opaque;
+    return qatomic_read(&fault_count);
+}
 
-    if (mr == s->mr && s->offset >= offset_in_region &&
-        s->offset - offset_in_region < int128_get64(len)) {
-        s->gpa = int128_get64(start) + (s->offset - offset_in_region);
-        s->found = true;
-        return true;
+bool guest_memory_fault_holds_stop(void)
+{
+    return qatomic_read(&holds_stop);
+}
+
+/* --- lost pages --- */
+
+static void watch_block_start(RAMBlock *rb);
+static void watch_block_stop(RAMBlock *rb);
+
+static uint64_t block_page_size(RAMBlock *rb)
+{
+    return rb->page_size ? rb->page_size : qemu_real_host_page_size();
+}
+
+/* Mark [@start, @end) of @rb lost.  Async-signal-safe. */
+static void mark_lost(RAMBlock *rb, ram_addr_t start, ram_addr_t end)
+{
+    GuestMemoryLoss *loss = rb->memory_loss;
+    uint64_t page = block_page_size(rb);
+    uint64_t p, last;
+
+    if (!loss || end <= start) {
+        return;
+    }
+    last = MIN(DIV_ROUND_UP(end, page), loss->nr_pages);
+    for (p = start / page; p < last; p++) {
+        unsigned long mask = BIT_MASK(p);
+        unsigned long old = qatomic_fetch_or(&loss->lost[BIT_WORD(p)], mask);
+
+        if (!(old & mask)) {
+            qatomic_inc(&loss->lost_pages);
+        }
+    }
+}
+
+/*
+ * The first offset of @rb past the end of its backing file, if the file
+ * is shorter than the block (fstat only: async-signal-safe).
+ */
+static bool block_truncated_at(RAMBlock *rb, ram_addr_t *offset,
+                               off_t *file_size)
+{
+    struct stat st;
+    uint64_t page = block_page_size(rb);
+    uint64_t end = rb->fd_offset + rb->used_length;
+
+    if (rb->fd < 0 || fstat(rb->fd, &st) < 0 ||
+        (uint64_t)st.st_size >= end) {
+        return false;
+    }
+    if ((uint64_t)st.st_size <= rb->fd_offset) {
+        *offset = 0;
+    } else {
+        *offset = QEMU_ALIGN_DOWN(st.st_size - rb->fd_offset, page);
+    }
+    *file_size = st.st_size;
+    return true;
+}
+
+bool guest_memory_ram_lost_slow(RAMBlock *rb, ram_addr_t offset,
+                                ram_addr_t len)
+{
+    GuestMemoryLoss *loss = rb->memory_loss;
+    uint64_t page = block_page_size(rb);
+    uint64_t first = offset / page, last;
+
+    if (!loss || !len || first >= loss->nr_pages) {
+        return false;
+    }
+    last = MIN((offset + len - 1) / page, loss->nr_pages - 1);
+    return find_next_bit(loss->lost, last + 1, first) <= last;
+}
+
+void guest_memory_loss_block_added(RAMBlock *rb)
+{
+    GuestMemoryLoss *loss = g_new0(GuestMemoryLoss, 1);
+
+    loss->nr_pages = DIV_ROUND_UP(rb->max_length, block_page_size(rb));
+    loss->lost = bitmap_new(loss->nr_pages);
+    loss->wd = -1;
+    rb->memory_loss = loss;
+    if (phase_check(PHASE_MACHINE_READY)) {
+        /* Hot-plugged memory: watched from the start. */
+        watch_block_start(rb);
+    }
+}
+
+void guest_memory_loss_block_removed(RAMBlock *rb)
+{
+    /* Unplugged: no more watching (the bitmap goes with the block). */
+    watch_block_stop(rb);
+}
+
+void guest_memory_loss_block_free(RAMBlock *rb)
+{
+    if (rb->memory_loss) {
+        g_free(rb->memory_loss->lost);
+        g_free(rb->memory_loss);
+        rb->memory_loss = NULL;
+    }
+}
+
+/* --- guest-physical ranges of a RAM block --- */
+
+typedef struct CollectGpa {
+    const MemoryRegion *mr;
+    ram_addr_t start, end;          /* in the block */
+    GArray *ranges;                 /* GuestMemoryRange */
+} CollectGpa;
+
+static bool collect_gpa_cb(Int128 start, Int128 len, const MemoryRegion *mr,
+                           hwaddr offset_in_region, void *opaque)
+{
+    CollectGpa *s = opaque;
+    uint64_t lo, hi;
+    GuestMemoryRange r;
+
+    if (mr != s->mr) {
+        return false;
+    }
+    lo = MAX(s->start, offset_in_region);
+    hi = MIN(s->end, offset_in_region + int128_get64(len));
+    if (lo < hi) {
+        r.gpa = int128_get64(start) + (lo - offset_in_region);
+        r.size = hi - lo;
+        g_array_append_val(s->ranges, r);
     }
     return false;
 }
 
+static gint range_cmp(gconstpointer a, gconstpointer b)
+{
+    const GuestMemoryRange *x = a, *y = b;
+
+    return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
+}
+
+/*
+ * Where [@start, @end) of @rb appears in the guest-physical address space
+ * (every alias: below and above 4 GiB, holes excluded), appended to
+ * @ranges (sorted, adjacent ranges merged).
+ */
+static void block_range_to_gpa(RAMBlock *rb, ram_addr_t start,
+                               ram_addr_t end, GArray *ranges)
+{
+    CollectGpa s = { .mr = rb->mr, .start = start, .end = end,
+                     .ranges = ranges };
+
+    WITH_RCU_READ_LOCK_GUARD() {
+        flatview_for_each_range(
+            address_space_to_flatview(&address_space_memory),
+            collect_gpa_cb, &s);
+    }
+}
+
+static void sort_merge_ranges(GArray *ranges)
+{
+    guint out = 0;
+
+    g_array_sort(ranges, range_cmp);
+    for (guint i = 0; i < ranges->len; i++) {
+        GuestMemoryRange *r = &g_array_index(ranges, GuestMemoryRange, i);
+        GuestMemoryRange *o = &g_array_index(ranges, GuestMemoryRange, out);
+
+        if (i && o->gpa + o->size == r->gpa) {
+            o->size += r->size;
+        } else if (i) {
+            out++;
+            g_array_index(ranges, GuestMemoryRange, out) = *r;
+        }
+    }
+    if (ranges->len) {
+        g_array_set_size(ranges, out + 1);
+    }
+}
+
+/* The guest-physical ranges of the lost pages of @rb. */
+static GArray *lost_gpa_ranges(RAMBlock *rb)
+{
+    GuestMemoryLoss *loss = rb->memory_loss;
+    GArray *ranges = g_array_new(false, false, sizeof(GuestMemoryRange));
+    uint64_t page = block_page_size(rb);
+    uint64_t p = 0, q;
+
+    while (loss && ranges->len < MAX_RANGES) {
+        p = find_next_bit(loss->lost, loss->nr_pages, p);
+        if (p >= loss->nr_pages) {
+            break;
+        }
+        q = find_next_zero_bit(loss->lost, loss->nr_pages, p);
+        block_range_to_gpa(rb, p * page, MIN(q * page, rb->used_length),
+                           ranges);
+        p = q;
+    }
+    sort_merge_ranges(ranges);
+    return ranges;
+}
+
+static void append_ranges(GString *s, GArray *ranges, guint max)
+{
+    for (guint i = 0; i < ranges->len && i < max; i++) {
+        GuestMemoryRange *r = &g_array_index(ranges, GuestMemoryRange, i);
+
+        g_string_append_printf(s, "%s0x%" PRIx64 "-0x%" PRIx64,
+                               i ? ", " : "", r->gpa, r->gpa + r->size - 1);
+    }
+    if (ranges->len > max) {
+        g_string_append_printf(s, " and %u more", ranges->len - max);
+    }
+}
+
+static bool block_error(RAMBlock *rb, Error **errp)
+{
+    g_autoptr(GArray) ranges = lost_gpa_ranges(rb);
+    g_autoptr(GString) s = g_string_new(NULL);
+
+    append_ranges(s, ranges, LINE_RANGES);
+    error_setg(errp, "guest RAM block %s has lost its host backing at GPA "
+               "%s (%" PRIu64 " pages of 0x%" PRIx64 " bytes); its contents "
+               "there are gone and are not read as guest data",
+               qemu_ram_get_idstr(rb), ranges->len ? s->str : "(unmapped)",
+               qatomic_read(&rb->memory_loss->lost_pages),
+               block_page_size(rb));
+    return false;
+}
+
+typedef struct CheckLost {
+    RAMBlock *found;
+} CheckLost;
+
+static int check_lost_cb(RAMBlock *rb, void *opaque)
+{
+    CheckLost *s = opaque;
+
+    if (rb->memory_loss && qatomic_read(&rb->memory_loss->lost_pages)) {
+        s->found = rb;
+        return 1;
+    }
+    return 0;
+}
+
+bool guest_memory_check_lost(RAMBlock *rb, Error **errp)
+{
+    CheckLost s = { NULL };
+
+    if (rb) {
+        if (rb->memory_loss && qatomic_read(&rb->memory_loss->lost_pages)) {
+            return block_error(rb, errp);
+        }
+        return true;
+    }
+    qemu_ram_foreach_block(check_lost_cb, &s);
+    return s.found ? block_error(s.found, errp) : true;
+}
+
+bool guest_memory_check_gpa_range(hwaddr gpa, hwaddr len, Error **errp)
+{
+    while (len) {
+        MemoryRegionSection sec;
+        hwaddr l;
+        bool lost = false;
+
+        sec = memory_region_find(get_system_memory(), gpa, len);
+        if (!sec.mr) {
+            return true;
+        }
+        l = int128_get64(sec.size);
+        if (sec.offset_within_address_space > gpa) {
+            /* A hole before the next section. */
+            l = sec.offset_within_address_space - gpa;
+        } else if (memory_region_is_ram(sec.mr) && sec.mr->ram_block) {
+            lost = guest_memory_ram_lost(sec.mr->ram_block,
+                                         sec.offset_within_region, l);
+        }
+        memory_region_unref(sec.mr);
+        if (lost) {
+            error_setg(errp, "guest memory at 0x%016" HWADDR_PRIx " is not "
+                       "backed by host memory (see the GUEST_MEMORY_FAULT "
+                       "event)", gpa);
+            return false;
+        }
+        if (!l) {
+            return true;
+        }
+        gpa += l;
+        len -= MIN(len, l);
+    }
+    return true;
+}
+
+/* --- from a RAM block offset to a guest physical address --- */
+
 static bool ram_block_offset_to_gpa(RAMBlock *rb, ram_addr_t offset,
                                     hwaddr *gpa)
 {
-    FindGpa s = { .mr = rb->mr, .offset = offset };
+    g_autoptr(GArray) ranges = g_array_new(false, false,
+                                           sizeof(GuestMemoryRange));
 
-    RCU_READ_LOCK_GUARD();
-    flatview_for_each_range(address_space_to_flatview(&address_space_memory),
-                            find_gpa_cb, &s);
-    *gpa = s.gpa;
-    return s.found;
+    block_range_to_gpa(rb, offset, offset + 1, ranges);
+    if (!ranges->len) {
+        return false;
+    }
+    *gpa = g_array_index(ranges, GuestMemoryRange, 0).gpa;
+    return true;
 }
 
 static RAMBlock *gpa_to_ram_block(hwaddr gpa, ram_addr_t *offset)
@@ -146,20 +468,52 @@ static char *fd_path(int fd)
 }
 
 /*
- * Is @fd a KVM guest_memfd?  RAM can live in one that QEMU maps
+ * Does rb->fd hold a KVM guest_memfd?  RAM can live in one that QEMU maps
  * (memory-backend-memfd,guest-memfd=on); it has a fixed size and no
  * filesystem, so it is neither watched nor checked for free space.
  */
-static bool path_is_guest_memfd(const char *path)
+static bool block_fd_is_guest_memfd(RAMBlock *rb)
 {
-    return path && !strcmp(path, "anon_inode:[kvm-gmem]");
+    return rb->flags & RAM_GUEST_MEMFD_MMAP;
 }
 
-static bool fd_is_guest_memfd(int fd)
-{
-    g_autofree char *path = fd_path(fd);
+#ifndef HUGETLBFS_MAGIC
+#define HUGETLBFS_MAGIC 0x958458f6
+#endif
 
-    return path_is_guest_memfd(path);
+/*
+ * Free bytes of the filesystem under @fd; false when it has no limit.
+ * tmpfs with size=0 and memfd's internal mount report f_blocks == 0: no
+ * limit.  hugetlbfs without a size= limit reports f_blocks == 0 too, but
+ * is bounded by the free huge pages of its page size.
+ */
+static bool fs_free_bytes(int fd, uint64_t *free_bytes)
+{
+    struct statfs sfs;
+
+    if (fstatfs(fd, &sfs) < 0) {
+        return false;
+    }
+    if (sfs.f_type == HUGETLBFS_MAGIC && sfs.f_blocks == 0) {
+        g_autofree char *path = NULL;
+        g_autofree char *text = NULL;
+        uint64_t pages;
+
+        path = g_strdup_printf("/sys/kernel/mm/hugepages/hugepages-%"
+                               PRIu64 "kB/free_hugepages",
+                               (uint64_t)sfs.f_bsize / KiB);
+        if (!g_file_get_contents(path, &text, NULL, NULL) ||
+            qemu_strtou64(g_strstrip(text), NULL, 10, &pages) < 0) {
+            return false;
+        }
+        *free_bytes = pages * sfs.f_bsize;
+        return true;
+    }
+    if (sfs.f_blocks == 0) {
+        return false;
+    }
+    *free_bytes = (uint64_t)sfs.f_bavail * sfs.f_bsize;
+    return true;
 }
 
 static void probe_backing(GuestMemoryFault *f)
@@ -177,7 +531,7 @@ static void probe_backing(GuestMemoryFault *f)
         f->backing = GUEST_MEMORY_BACKING_ANONYMOUS;
     } else {
         f->backing_path = fd_path(rb->fd);
-        if (path_is_guest_memfd(f->backing_path)) {
+        if (block_fd_is_guest_memfd(rb)) {
             f->backing = GUEST_MEMORY_BACKING_GUEST_MEMFD;
         } else if (f->backing_path &&
                    g_str_has_prefix(f->backing_path, "/memfd:")) {
@@ -205,7 +559,7 @@ static void probe_fd_page(GuestMemoryFault *f, int fd, uint64_t pos,
                           uint64_t page)
 {
     struct stat st;
-    struct statvfs vfs;
+    uint64_t free_bytes;
     off_t data;
 
     if (fstat(fd, &st) < 0) {
@@ -215,6 +569,7 @@ static void probe_fd_page(GuestMemoryFault *f, int fd, uint64_t pos,
         return;
     }
     if ((uint64_t)st.st_size < pos + page) {
+        f->backing_size = st.st_size;
         set_cause(f, GUEST_MEMORY_FAULT_CAUSE_BACKING_TRUNCATED,
                   g_strdup_printf("backing file truncated to 0x%" PRIx64
                                   " bytes", (uint64_t)st.st_size));
@@ -222,14 +577,12 @@ static void probe_fd_page(GuestMemoryFault *f, int fd, uint64_t pos,
     }
     data = lseek(fd, pos, SEEK_DATA);
     if ((data < 0 && errno == ENXIO) || (data >= 0 && (uint64_t)data > pos)) {
-        if (fstatvfs(fd, &vfs) == 0 &&
-            (uint64_t)vfs.f_bavail * vfs.f_frsize < page) {
+        if (fs_free_bytes(fd, &free_bytes) && free_bytes < page) {
             set_cause(f, GUEST_MEMORY_FAULT_CAUSE_NO_SPACE,
                       g_strdup_printf("no space left on the backing "
                                       "filesystem (0x%" PRIx64 " bytes "
                                       "free, page size 0x%" PRIx64 ")",
-                                      (uint64_t)vfs.f_bavail * vfs.f_frsize,
-                                      page));
+                                      free_bytes, page));
             return;
         }
     }
@@ -248,13 +601,12 @@ bool guest_memory_fault_probe(GuestMemoryFault *f)
         if (rb) {
             hwaddr gpa;
 
+            page = block_page_size(rb);
             f->block = rb;
-            f->offset = offset;
+            f->offset = QEMU_ALIGN_DOWN(offset, page);
             if (!f->has_gpa && ram_block_offset_to_gpa(rb, offset, &gpa)) {
-                page = qemu_ram_pagesize(rb);
                 guest_memory_fault_set_gpa(f, QEMU_ALIGN_DOWN(gpa, page),
                                            page);
-                f->offset = QEMU_ALIGN_DOWN(offset, page);
             }
         }
     }
@@ -279,8 +631,8 @@ bool guest_memory_fault_probe(GuestMemoryFault *f)
     }
 
     rb = f->block;
-    page = qemu_ram_pagesize(rb);
-    if (f->backing == GUEST_MEMORY_BACKING_GUEST_MEMFD) {
+    page = block_page_size(rb);
+    if (f->backing == GUEST_MEMORY_BACKING_GUEST_MEMFD && f->is_private) {
         probe_fd_page(f, rb->guest_memfd,
                       QEMU_ALIGN_DOWN(f->offset, page), page);
     } else if (rb->fd >= 0) {
@@ -314,27 +666,6 @@ bool guest_memory_gpa_is_unbacked(hwaddr gpa, GuestMemoryFault *f)
     return false;
 }
 
-/* The first page of @rb past the end of its backing file, if any. */
-static bool ram_block_truncated_at(RAMBlock *rb, ram_addr_t *offset,
-                                   off_t *file_size)
-{
-    struct stat st;
-    uint64_t page = qemu_ram_pagesize(rb);
-    uint64_t end = rb->fd_offset + rb->used_length;
-
-    if (rb->fd < 0 || fstat(rb->fd, &st) < 0 ||
-        (uint64_t)st.st_size >= end) {
-        return false;
-    }
-    if ((uint64_t)st.st_size <= rb->fd_offset) {
-        *offset = 0;
-    } else {
-        *offset = QEMU_ALIGN_DOWN(st.st_size - rb->fd_offset, page);
-    }
-    *file_size = st.st_size;
-    return true;
-}
-
 typedef struct FindUnbacked {
     GuestMemoryFault *f;
     bool found;
@@ -345,17 +676,13 @@ static int find_unbacked_cb(RAMBlock *rb, void *opaque)
     FindUnbacked *s = opaque;
     ram_addr_t offset;
     off_t size;
-    hwaddr gpa;
 
-    if (s->found || !ram_block_truncated_at(rb, &offset, &size)) {
+    if (s->found || !block_truncated_at(rb, &offset, &size)) {
         return 0;
     }
     s->found = true;
     s->f->block = rb;
     s->f->offset = offset;
-    if (ram_block_offset_to_gpa(rb, offset, &gpa)) {
-        guest_memory_fault_set_gpa(s->f, gpa, rb->used_length - offset);
-    }
     return 1;
 }
 
@@ -363,10 +690,11 @@ static int find_unbacked_cb(RAMBlock *rb, void *opaque)
 static int find_full_fs_cb(RAMBlock *rb, void *opaque)
 {
     FindUnbacked *s = opaque;
-    struct statvfs vfs;
+    uint64_t free_bytes;
 
-    if (s->found || rb->fd < 0 || fstatvfs(rb->fd, &vfs) < 0 ||
-        (uint64_t)vfs.f_bavail * vfs.f_frsize >= qemu_ram_pagesize(rb)) {
+    if (s->found || rb->fd < 0 || block_fd_is_guest_memfd(rb) ||
+        !fs_free_bytes(rb->fd, &free_bytes) ||
+        free_bytes >= block_page_size(rb)) {
         return 0;
     }
     s->found = true;
@@ -378,6 +706,7 @@ static int find_full_fs_cb(RAMBlock *rb, void *opaque)
 bool guest_memory_find_unbacked(GuestMemoryFault *f)
 {
     FindUnbacked s = { .f = f };
+    uint64_t free_bytes = 0;
 
     qemu_ram_foreach_block(find_unbacked_cb, &s);
     if (s.found) {
@@ -386,15 +715,12 @@ bool guest_memory_find_unbacked(GuestMemoryFault *f)
     }
     qemu_ram_foreach_block(find_full_fs_cb, &s);
     if (s.found) {
-        struct statvfs vfs;
-
         probe_backing(f);
-        fstatvfs(f->block->fd, &vfs);
+        fs_free_bytes(f->block->fd, &free_bytes);
         set_cause(f, GUEST_MEMORY_FAULT_CAUSE_NO_SPACE,
                   g_strdup_printf("no space left on the backing filesystem "
                                   "(0x%" PRIx64 " bytes free); the page is "
-                                  "not known",
-                                  (uint64_t)vfs.f_bavail * vfs.f_frsize));
+                                  "not known", free_bytes));
     }
     return s.found;
 }
@@ -441,12 +767,48 @@ static char *accel_name(void)
     return g_ascii_strdown(name ? name : "kvm", -1);
 }
 
-void guest_memory_fault_report(GuestMemoryFault *f)
+/* What of the block @f names is lost, given its cause. */
+static void mark_fault_lost(GuestMemoryFault *f)
+{
+    RAMBlock *rb = f->block;
+    uint64_t page;
+    ram_addr_t start;
+    off_t size;
+
+    if (!rb) {
+        return;
+    }
+    page = block_page_size(rb);
+    switch (f->cause) {
+    case GUEST_MEMORY_FAULT_CAUSE_BACKING_TRUNCATED:
+        /* Everything past the end of the file. */
+        if (block_truncated_at(rb, &start, &size)) {
+            mark_lost(rb, start, rb->used_length);
+        }
+        break;
+    case GUEST_MEMORY_FAULT_CAUSE_NO_SPACE:
+    case GUEST_MEMORY_FAULT_CAUSE_HARDWARE_ERROR:
+        if (f->has_gpa || f->host_addr) {
+            start = QEMU_ALIGN_DOWN(f->offset, page);
+            mark_lost(rb, start, start + MAX(f->size, page));
+        }
+        break;
+    default:
+        /* A mismatch or a missing slot loses no data. */
+        break;
+    }
+}
+
+bool guest_memory_fault_report(GuestMemoryFault *f)
 {
     g_autoptr(GString) line = g_string_new("guest memory fault: ");
+    g_autoptr(GArray) ranges = NULL;
     g_autofree char *backing = NULL;
     g_autofree char *accel = accel_name();
+    GuestMemoryRangeList *event_ranges = NULL, **tail = &event_ranges;
+    GuestMemoryLoss *loss;
     bool locked = bql_locked();
+    bool printed = false;
     const char *block;
 
     /* vCPU threads report without the BQL; events and the monitor want it. */
@@ -456,8 +818,48 @@ void guest_memory_fault_report(GuestMemoryFault *f)
     if (!f->cause_detail) {
         guest_memory_fault_probe(f);
     }
-    backing = backing_words(f);
+    qatomic_set(&holds_stop, true);
+    mark_fault_lost(f);
     block = f->block ? qemu_ram_get_idstr(f->block) : NULL;
+    loss = f->block ? f->block->memory_loss : NULL;
+
+    if (loss && loss->incident_open) {
+        /* The same incident: one truncation, one pass, several vCPUs. */
+        loss->incident_faults += f->count;
+        trace_guest_memory_fault_merged(GuestMemoryFaultPath_str(f->path),
+                                        f->cpu_index, block,
+                                        loss->incident_faults);
+        goto out;
+    }
+    if (reports_since_reset >= REPORT_CAP) {
+        if (reports_since_reset++ == REPORT_CAP) {
+            error_report("guest memory fault: %u incidents since the last "
+                         "reset; further ones are not reported until the "
+                         "VM is reset", REPORT_CAP);
+        }
+        trace_guest_memory_fault_merged(GuestMemoryFaultPath_str(f->path),
+                                        f->cpu_index, block ? block : "-", 0);
+        goto out;
+    }
+    reports_since_reset++;
+    if (loss) {
+        loss->incident_open = true;
+        loss->incident_faults = f->count;
+    }
+
+    if (loss && qatomic_read(&loss->lost_pages)) {
+        ranges = lost_gpa_ranges(f->block);
+    } else {
+        ranges = g_array_new(false, false, sizeof(GuestMemoryRange));
+    }
+    if (ranges->len && (!f->has_gpa || !f->size ||
+                        f->path == GUEST_MEMORY_FAULT_PATH_BACKING_WATCH)) {
+        /* No access yet: the first range the guest lost. */
+        GuestMemoryRange *r = &g_array_index(ranges, GuestMemoryRange, 0);
+
+        guest_memory_fault_set_gpa(f, r->gpa, r->size);
+    }
+    backing = backing_words(f);
 
     if (f->cpu_index >= 0) {
         g_string_append_printf(line, "vCPU %d, ", f->cpu_index);
@@ -483,6 +885,13 @@ void guest_memory_fault_report(GuestMemoryFault *f)
     g_string_append_printf(line, "%s, cause: %s (found by %s)", backing,
                            f->cause_detail,
                            GuestMemoryFaultPath_str(f->path));
+    if (ranges->len) {
+        g_string_append(line, "; lost: GPA ");
+        append_ranges(line, ranges, LINE_RANGES);
+    }
+    if (f->count > 1) {
+        g_string_append_printf(line, "; %u faults", f->count);
+    }
 
     trace_guest_memory_fault_report(GuestMemoryFaultPath_str(f->path),
                                     f->cpu_index, f->has_gpa ? f->gpa : -1,
@@ -491,7 +900,14 @@ void guest_memory_fault_report(GuestMemoryFault *f)
                                     GuestMemoryFaultCause_str(f->cause));
     fprintf(stderr, "error: %s run failed %s\n", accel, strerror(EFAULT));
     fprintf(stderr, "%s\n", line->str);
+    printed = true;
 
+    for (guint i = 0; i < ranges->len; i++) {
+        GuestMemoryRange *r = g_new(GuestMemoryRange, 1);
+
+        *r = g_array_index(ranges, GuestMemoryRange, i);
+        QAPI_LIST_APPEND(tail, r);
+    }
     qapi_event_send_guest_memory_fault(accel, f->path,
                                        f->cpu_index >= 0, f->cpu_index,
                                        f->has_gpa, f->gpa,
@@ -499,16 +915,20 @@ void guest_memory_fault_report(GuestMemoryFault *f)
                                        f->access, f->is_private,
                                        block, block != NULL, f->offset,
                                        f->backing, f->backing_path,
-                                       f->cause, f->cause_detail);
+                                       f->cause, f->cause_detail,
+                                       f->count, event_ranges != NULL,
+                                       event_ranges);
+    qapi_free_GuestMemoryRangeList(event_ranges);
+out:
     if (!locked) {
         bql_unlock();
     }
+    return printed;
 }
 
 void guest_memory_fault_report_and_stop(GuestMemoryFault *f, CPUState *cpu)
 {
-    guest_memory_fault_report(f);
-    if (cpu) {
+    if (guest_memory_fault_report(f) && cpu) {
         /* The code bytes may be what is unbacked: do not read them. */
         cpu_dump_state(cpu, stderr, 0);
     }
@@ -521,18 +941,90 @@ void guest_memory_fault_report_and_stop(GuestMemoryFault *f, CPUState *cpu)
     }
 }
 
+/* --- reset by management --- */
+
+/* Map the backing again over [@start, @end) of @rb. */
+static void restore_mapping(RAMBlock *rb, ram_addr_t start, ram_addr_t end)
+{
+    int flags = MAP_FIXED | (qemu_ram_is_shared(rb) ? MAP_SHARED
+                                                    : MAP_PRIVATE);
+
+    if (mmap(rb->host + start, end - start, PROT_READ | PROT_WRITE, flags,
+             rb->fd, rb->fd_offset + start) == MAP_FAILED) {
+        warn_report("RAM block %s: cannot map its backing again at offset "
+                    "0x%" PRIx64 ": %s", qemu_ram_get_idstr(rb),
+                    (uint64_t)start, strerror(errno));
+    }
+}
+
+static int reset_block_cb(RAMBlock *rb, void *opaque)
+{
+    GuestMemoryLoss *loss = rb->memory_loss;
+    uint64_t page = block_page_size(rb);
+    uint64_t p = 0, q, backed_pages = loss ? loss->nr_pages : 0;
+    ram_addr_t trunc;
+    off_t size;
+
+    if (!loss) {
+        return 0;
+    }
+    loss->incident_open = false;
+    loss->incident_faults = 0;
+    if (rb->fd >= 0 && block_truncated_at(rb, &trunc, &size)) {
+        backed_pages = trunc / page;
+    }
+    /* The watch fires again once the backing is whole and shrinks again. */
+    loss->watch_reported = backed_pages < loss->nr_pages &&
+                           rb->fd >= 0 &&
+                           backed_pages * page < rb->used_length;
+
+    while (qatomic_read(&loss->lost_pages)) {
+        p = find_next_bit(loss->lost, loss->nr_pages, p);
+        if (p >= loss->nr_pages) {
+            break;
+        }
+        q = find_next_zero_bit(loss->lost, loss->nr_pages, p);
+        if (rb->fd >= 0) {
+            /* Drop the anonymous stand-ins: the backing again, or a fault. */
+            restore_mapping(rb, p * page, MIN(q * page, rb->max_length));
+        }
+        for (; p < q; p++) {
+            /* Anonymous RAM: the page was replaced, as for poisoned pages. */
+            if (rb->fd < 0 || p < backed_pages) {
+                clear_bit(p, loss->lost);
+                qatomic_dec(&loss->lost_pages);
+            }
+        }
+    }
+    trace_guest_memory_fault_reset(qemu_ram_get_idstr(rb),
+                                   qatomic_read(&loss->lost_pages));
+    return 0;
+}
+
+void guest_memory_fault_system_reset(bool guest)
+{
+    if (guest) {
+        return;
+    }
+    qemu_ram_foreach_block(reset_block_cb, NULL);
+    reports_since_reset = 0;
+    qatomic_set(&holds_stop, false);
+}
+
 /* --- SIGBUS --- */
 
 /*
  * The x86 page-fault error code of the access, if the signal context has
- * it: bit 1 write, bit 4 instruction fetch.
+ * it (the trap was a page fault in QEMU's own code, not a signal raised
+ * by the kernel inside an ioctl such as KVM_RUN): bit 1 write, bit 4
+ * instruction fetch.
  */
 static GuestMemoryAccess sigbus_access(void *ucontext)
 {
-#ifdef REG_ERR  /* x86 hosts: the page-fault error code */
+#if defined(REG_ERR) && defined(REG_TRAPNO)  /* x86 hosts */
     ucontext_t *uc = ucontext;
 
-    if (uc) {
+    if (uc && uc->uc_mcontext.gregs[REG_TRAPNO] == 14) {
         greg_t err = uc->uc_mcontext.gregs[REG_ERR];
 
         if (err & (1 << 4)) {
@@ -545,16 +1037,32 @@ static GuestMemoryAccess sigbus_access(void *ucontext)
     return GUEST_MEMORY_ACCESS_UNKNOWN;
 }
 
+/* Make @cpu leave guest code and stay out until the VM stops. */
+static void hold_vcpu_from_signal(CPUState *cpu)
+{
+    const AccelOpsClass *ops = cpus_get_accel();
+
+    if (ops && ops->exit_vcpu_from_signal) {
+        ops->exit_vcpu_from_signal(cpu);
+    } else {
+        qatomic_store_release(&cpu->exit_request, true);
+    }
+    qatomic_set(&cpu->stop, true);
+}
+
 bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
                                   CPUState *cpu)
 {
-    ram_addr_t offset;
+    ram_addr_t offset, trunc;
     RAMBlock *rb;
     size_t page;
     void *page_addr;
+    off_t size;
+    int i;
 
+    /* A lock-free walk of the RCU list of blocks. */
     rb = qemu_ram_block_from_host(addr, false, &offset);
-    if (!rb) {
+    if (!rb || !rb->memory_loss) {
         return false;
     }
     if (!cpu && !report_bh) {
@@ -564,73 +1072,105 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
     /*
      * Returning from the handler re-executes the faulting access, which
      * would fault again forever.  A private anonymous page in its place
-     * lets the access complete; the VM is stopped before the guest can
-     * rely on what it reads, and is not resumed without a reset.
+     * lets the access complete; the page is marked lost first, so that
+     * no reader takes what it holds for guest data, and the VM is stopped
+     * before the guest can run on.
      */
-    page = qemu_ram_pagesize(rb);
+    page = block_page_size(rb);
+    offset = QEMU_ALIGN_DOWN(offset, page);
     page_addr = (void *)QEMU_ALIGN_DOWN((uintptr_t)addr, page);
+    mark_lost(rb, offset, offset + page);
+    if (block_truncated_at(rb, &trunc, &size)) {
+        /* Everything past the end of the file is gone too. */
+        mark_lost(rb, trunc, rb->used_length);
+    }
     if (mmap(page_addr, page, PROT_READ | PROT_WRITE,
              MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED) {
         return false;
     }
     qatomic_inc(&fault_count);
 
-    if (qatomic_cmpxchg(&pending.state, PENDING_EMPTY, PENDING_FILLING) ==
-        PENDING_EMPTY) {
-        pending.cpu_index = cpu ? cpu->cpu_index : -1;
-        pending.code = code;
-        pending.addr = addr;
-        /*
-         * On a KVM vCPU the signal may come from inside KVM_RUN, where the
-         * signal frame says nothing about the guest's access.
-         */
-        pending.access = cpu && kvm_enabled() ? GUEST_MEMORY_ACCESS_UNKNOWN
-                                              : sigbus_access(ucontext);
-        qatomic_store_release(&pending.state, PENDING_READY);
-    }
-    if (cpu) {
-        /* Leave the guest at the next opportunity... */
-        qatomic_store_release(&cpu->exit_request, true);
-        qatomic_set(&cpu->neg.icount_decr.u16.high, -1);
-        if (!kvm_enabled()) {
-            /* ...and do not go back in before the VM stops. */
-            qatomic_set(&cpu->stop, true);
+    for (i = 0; i < PENDING_SLOTS; i++) {
+        PendingFault *p = &pending[i];
+
+        if (qatomic_cmpxchg(&p->state, PENDING_EMPTY, PENDING_FILLING) ==
+            PENDING_EMPTY) {
+            p->cpu_index = cpu ? cpu->cpu_index : -1;
+            p->code = code;
+            p->addr = addr;
+            p->access = sigbus_access(ucontext);
+            qatomic_store_release(&p->state, PENDING_READY);
+            break;
         }
     }
-    if (report_bh && !(cpu && kvm_enabled())) {
-        /* A KVM vCPU reports it itself when KVM_RUN returns. */
+    if (i == PENDING_SLOTS) {
+        /* Marked lost and counted: the report still covers it. */
+        qatomic_inc(&pending_overflow);
+    }
+    if (cpu) {
+        hold_vcpu_from_signal(cpu);
+    }
+    if (report_bh) {
+        /*
+         * The main loop reports whatever the faulting vCPU does not take
+         * itself when it leaves the guest (a KVM vCPU does).
+         */
         qemu_bh_schedule(report_bh);
     }
     return true;
 }
 
+/*
+ * Take one recorded fault: of vCPU @cpu_index, or of anybody when
+ * @any_cpu.  Faults on the same block recorded meanwhile are merged into
+ * it (@f->count).
+ */
 static bool take_pending(int cpu_index, bool any_cpu, GuestMemoryFault *f)
 {
-    if (qatomic_load_acquire(&pending.state) != PENDING_READY) {
-        return false;
+    bool taken = false;
+    RAMBlock *rb = NULL;
+
+    for (int i = 0; i < PENDING_SLOTS; i++) {
+        PendingFault *p = &pending[i];
+        ram_addr_t offset;
+        RAMBlock *prb;
+
+        if (qatomic_load_acquire(&p->state) != PENDING_READY ||
+            (!taken && !any_cpu && p->cpu_index != cpu_index)) {
+            continue;
+        }
+        prb = qemu_ram_block_from_host(p->addr, false, &offset);
+        if (taken && prb != rb) {
+            continue;
+        }
+        if (qatomic_cmpxchg(&p->state, PENDING_READY, PENDING_TAKING) !=
+            PENDING_READY) {
+            continue;
+        }
+        if (!taken) {
+            guest_memory_fault_init(f, p->cpu_index >= 0 ?
+                                    GUEST_MEMORY_FAULT_PATH_SIGBUS :
+                                    GUEST_MEMORY_FAULT_PATH_QEMU_ACCESS,
+                                    p->cpu_index);
+            f->sigbus_code = p->code;
+            f->host_addr = p->addr;
+            f->access = p->access;
+            rb = prb;
+            taken = true;
+        } else {
+            f->count++;
+        }
+        qatomic_store_release(&p->state, PENDING_EMPTY);
     }
-    if (!any_cpu && pending.cpu_index != cpu_index) {
-        return false;
+    if (taken) {
+        f->count += qatomic_xchg(&pending_overflow, 0);
     }
-    guest_memory_fault_init(f, pending.cpu_index >= 0 ?
-                            GUEST_MEMORY_FAULT_PATH_SIGBUS :
-                            GUEST_MEMORY_FAULT_PATH_QEMU_ACCESS,
-                            pending.cpu_index);
-    f->sigbus_code = pending.code;
-    f->host_addr = pending.addr;
-    f->access = pending.access;
-    qatomic_store_release(&pending.state, PENDING_EMPTY);
-    return true;
+    return taken;
 }
 
 bool guest_memory_fault_take_pending(CPUState *cpu, GuestMemoryFault *f)
 {
     return take_pending(cpu->cpu_index, false, f);
-}
-
-unsigned guest_memory_fault_count(void)
-{
-    return qatomic_read(&fault_count);
 }
 
 /*
@@ -639,13 +1179,13 @@ unsigned guest_memory_fault_count(void)
  * fetch (a data access to that page would need the fetch to succeed
  * first).
  */
-static void classify_tcg_fetch(GuestMemoryFault *f, CPUState *cpu)
+static void classify_fetch(GuestMemoryFault *f, CPUState *cpu)
 {
     MemTxAttrs attrs;
     hwaddr pc_page;
     uint64_t page;
 
-    if (!cpu || f->access == GUEST_MEMORY_ACCESS_WRITE || !f->has_gpa ||
+    if (!cpu || f->access != GUEST_MEMORY_ACCESS_READ || !f->has_gpa ||
         !f->size || !cpu->cc->get_pc) {
         return;
     }
@@ -663,27 +1203,17 @@ static void report_pending_bh(void *opaque)
     GuestMemoryFault f;
     CPUState *cpu;
 
-    if (!take_pending(-1, true, &f)) {
-        return;
+    while (take_pending(-1, true, &f)) {
+        cpu = f.cpu_index >= 0 ? qemu_get_cpu(f.cpu_index) : NULL;
+        guest_memory_fault_probe(&f);
+        classify_fetch(&f, cpu);
+        guest_memory_fault_report_and_stop(&f, cpu);
+        guest_memory_fault_cleanup(&f);
     }
-    cpu = f.cpu_index >= 0 ? qemu_get_cpu(f.cpu_index) : NULL;
-    guest_memory_fault_probe(&f);
-    if (!kvm_enabled()) {
-        classify_tcg_fetch(&f, cpu);
-    }
-    guest_memory_fault_report_and_stop(&f, cpu);
-    guest_memory_fault_cleanup(&f);
 }
 
 /* --- watching backing files --- */
 
-typedef struct WatchedBlock {
-    RAMBlock *rb;
-    int wd;
-    bool reported;
-} WatchedBlock;
-
-static GArray *watched;
 static int inotify_fd = -1;
 
 static bool backing_watch_enabled(RAMBlock *rb)
@@ -696,31 +1226,32 @@ static bool backing_watch_enabled(RAMBlock *rb)
     return !backend || backend->backing_watch;
 }
 
-static void check_watched_blocks(void)
+static int check_watched_cb(RAMBlock *rb, void *opaque)
 {
-    for (guint i = 0; watched && i < watched->len; i++) {
-        WatchedBlock *w = &g_array_index(watched, WatchedBlock, i);
-        GuestMemoryFault f;
-        ram_addr_t offset;
-        off_t size;
-        hwaddr gpa;
+    GuestMemoryLoss *loss = rb->memory_loss;
+    GuestMemoryFault f;
+    ram_addr_t offset;
+    off_t size;
 
-        if (w->reported || !ram_block_truncated_at(w->rb, &offset, &size)) {
-            continue;
-        }
-        w->reported = true;
-        trace_guest_memory_fault_backing_shrunk(qemu_ram_get_idstr(w->rb),
-                                                size);
-        guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_BACKING_WATCH,
-                                -1);
-        f.block = w->rb;
-        f.offset = offset;
-        if (ram_block_offset_to_gpa(w->rb, offset, &gpa)) {
-            guest_memory_fault_set_gpa(&f, gpa, w->rb->used_length - offset);
-        }
-        guest_memory_fault_report_and_stop(&f, NULL);
-        guest_memory_fault_cleanup(&f);
+    if (!loss || loss->wd < 0) {
+        return 0;
     }
+    if (!block_truncated_at(rb, &offset, &size)) {
+        /* Whole again: a later truncation is a new loss. */
+        loss->watch_reported = false;
+        return 0;
+    }
+    if (loss->watch_reported) {
+        return 0;
+    }
+    loss->watch_reported = true;
+    trace_guest_memory_fault_backing_shrunk(qemu_ram_get_idstr(rb), size);
+    guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_BACKING_WATCH, -1);
+    f.block = rb;
+    f.offset = offset;
+    guest_memory_fault_report_and_stop(&f, NULL);
+    guest_memory_fault_cleanup(&f);
+    return 0;
 }
 
 static void inotify_read(void *opaque)
@@ -730,29 +1261,70 @@ static void inotify_read(void *opaque)
     while (read(inotify_fd, buf, sizeof(buf)) > 0) {
         /* Any event: re-check every watched block (cheap fstat each). */
     }
-    check_watched_blocks();
+    qemu_ram_foreach_block(check_watched_cb, NULL);
 }
 
-static int watch_block_cb(RAMBlock *rb, void *opaque)
+static void watch_block_start(RAMBlock *rb)
 {
     g_autofree char *proc = NULL;
-    WatchedBlock w = { .rb = rb, .wd = -1 };
+    GuestMemoryLoss *loss = rb->memory_loss;
 
-    if (rb->fd < 0 || !backing_watch_enabled(rb) ||
-        fd_is_guest_memfd(rb->fd)) {
-        return 0;
+    if (!loss || rb->fd < 0 || !backing_watch_enabled(rb) ||
+        block_fd_is_guest_memfd(rb)) {
+        return;
+    }
+    if (inotify_fd < 0) {
+        inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (inotify_fd < 0) {
+            warn_report("cannot watch RAM backing files for truncation: %s",
+                        strerror(errno));
+            return;
+        }
+        qemu_set_fd_handler(inotify_fd, inotify_read, NULL, NULL);
     }
     proc = g_strdup_printf("/proc/self/fd/%d", rb->fd);
-    w.wd = inotify_add_watch(inotify_fd, proc, IN_MODIFY | IN_ATTRIB);
-    if (w.wd < 0) {
+    loss->wd = inotify_add_watch(inotify_fd, proc, IN_MODIFY | IN_ATTRIB);
+    if (loss->wd < 0) {
         warn_report("cannot watch the backing of RAM block %s for "
                     "truncation: %s", qemu_ram_get_idstr(rb),
                     strerror(errno));
-        return 0;
+        return;
     }
     trace_guest_memory_fault_watch(qemu_ram_get_idstr(rb), rb->fd);
-    g_array_append_val(watched, w);
+}
+
+typedef struct SameWatch {
+    RAMBlock *self;
+    int wd;
+    bool shared;
+} SameWatch;
+
+static int same_watch_cb(RAMBlock *rb, void *opaque)
+{
+    SameWatch *s = opaque;
+
+    if (rb != s->self && rb->memory_loss && rb->memory_loss->wd == s->wd) {
+        s->shared = true;
+    }
     return 0;
+}
+
+static void watch_block_stop(RAMBlock *rb)
+{
+    GuestMemoryLoss *loss = rb->memory_loss;
+    SameWatch s = { .self = rb };
+
+    if (!loss || loss->wd < 0) {
+        return;
+    }
+    /* inotify gives one watch per inode: keep it for another block. */
+    s.wd = loss->wd;
+    qemu_ram_foreach_block(same_watch_cb, &s);
+    if (!s.shared && inotify_fd >= 0) {
+        inotify_rm_watch(inotify_fd, loss->wd);
+    }
+    trace_guest_memory_fault_unwatch(qemu_ram_get_idstr(rb));
+    loss->wd = -1;
 }
 
 /*
@@ -763,16 +1335,14 @@ static int watch_block_cb(RAMBlock *rb, void *opaque)
 static int check_free_space_cb(RAMBlock *rb, void *opaque)
 {
     struct stat st;
-    struct statvfs vfs;
     uint64_t allocated, needed, free_bytes;
 
-    if (rb->fd < 0 || !qemu_ram_is_shared(rb) || fd_is_guest_memfd(rb->fd) ||
-        fstat(rb->fd, &st) < 0 || fstatvfs(rb->fd, &vfs) < 0) {
+    if (rb->fd < 0 || !qemu_ram_is_shared(rb) || block_fd_is_guest_memfd(rb) ||
+        fstat(rb->fd, &st) < 0 || !fs_free_bytes(rb->fd, &free_bytes)) {
         return 0;
     }
     allocated = (uint64_t)st.st_blocks * 512;
     needed = rb->used_length > allocated ? rb->used_length - allocated : 0;
-    free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
     if (free_bytes < needed) {
         g_autofree char *path = fd_path(rb->fd);
         g_autofree char *need_s = size_to_str(needed);
@@ -788,28 +1358,20 @@ static int check_free_space_cb(RAMBlock *rb, void *opaque)
     return 0;
 }
 
+static int watch_block_cb(RAMBlock *rb, void *opaque)
+{
+    if (rb->memory_loss && rb->memory_loss->wd < 0) {
+        watch_block_start(rb);
+    }
+    return 0;
+}
+
 void guest_memory_fault_machine_ready(void)
 {
     if (!report_bh) {
         report_bh = qemu_bh_new(report_pending_bh, NULL);
     }
     qemu_ram_foreach_block(check_free_space_cb, NULL);
-
-    if (watched) {
-        return;
-    }
-    watched = g_array_new(false, true, sizeof(WatchedBlock));
-    inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (inotify_fd < 0) {
-        warn_report("cannot watch RAM backing files for truncation: %s",
-                    strerror(errno));
-        return;
-    }
+    /* Blocks made before the machine: watched from now on. */
     qemu_ram_foreach_block(watch_block_cb, NULL);
-    if (watched->len) {
-        qemu_set_fd_handler(inotify_fd, inotify_read, NULL, NULL);
-    } else {
-        close(inotify_fd);
-        inotify_fd = -1;
-    }
 }

@@ -37,7 +37,12 @@ typedef struct VcpuFaultState {
     /* The last KVM_EXIT_MEMORY_FAULT that QEMU resolved by converting. */
     bool has_converted;
     uint64_t conv_gpa, conv_size, conv_flags;
+    uint64_t conv_generation;       /* conversion_generation after it */
 } VcpuFaultState;
+
+/* Conversions so far, by anybody (fault exits, hypercalls, reset). */
+static uint64_t conversion_generation;
+static __thread bool report_printed;
 
 static QemuMutex state_lock;
 static GHashTable *vcpu_state;
@@ -92,7 +97,7 @@ void kvm_memory_fault_on_efault(CPUState *cpu)
         f.cause_detail = g_strdup("KVM_RUN failed with EFAULT and no "
                                   "RAM block has lost its backing");
     }
-    guest_memory_fault_report(&f);
+    kvm_memory_fault_report(&f);
     guest_memory_fault_cleanup(&f);
 }
 
@@ -126,7 +131,7 @@ bool kvm_memory_fault_check_mmio(CPUState *cpu, uint64_t gpa, bool is_write,
         return false;
     }
     set_page_range(&f, gpa);
-    guest_memory_fault_report(&f);
+    kvm_memory_fault_report(&f);
     guest_memory_fault_cleanup(&f);
     return true;
 }
@@ -180,7 +185,7 @@ bool kvm_memory_fault_on_emulation_failure(CPUState *cpu,
         return false;
     }
     set_page_range(&f, phys);
-    guest_memory_fault_report(&f);
+    kvm_memory_fault_report(&f);
     guest_memory_fault_cleanup(&f);
     *stop = true;
     return true;
@@ -213,6 +218,35 @@ static void remember_conversion(VcpuFaultState *s, uint64_t gpa,
     s->conv_gpa = gpa;
     s->conv_size = size;
     s->conv_flags = flags;
+    s->conv_generation = qatomic_read(&conversion_generation);
+}
+
+void kvm_memory_fault_conversion_done(void)
+{
+    qatomic_inc(&conversion_generation);
+}
+
+bool kvm_memory_fault_report(GuestMemoryFault *f)
+{
+    report_printed = guest_memory_fault_report(f);
+    return report_printed;
+}
+
+bool kvm_memory_fault_printed(void)
+{
+    return report_printed;
+}
+
+void kvm_memory_fault_complete_exit(CPUState *cpu)
+{
+    struct kvm_run *run = cpu->kvm_run;
+    int ret;
+
+    kvm_cpu_synchronize_state(cpu);
+    qatomic_set(&run->immediate_exit, 1);
+    ret = kvm_vcpu_ioctl(cpu, KVM_RUN, 0);
+    qatomic_set(&run->immediate_exit, 0);
+    trace_kvm_memory_fault_complete_exit(cpu->cpu_index, ret);
 }
 
 int kvm_memory_fault_exit(CPUState *cpu, struct kvm_run *run)
@@ -228,8 +262,10 @@ int kvm_memory_fault_exit(CPUState *cpu, struct kvm_run *run)
     bool repeat;
     int ret;
 
+    /* Only if nothing was converted since, by this vCPU or another. */
     repeat = s->has_converted && s->conv_gpa == gpa &&
-             s->conv_size == size && s->conv_flags == flags;
+             s->conv_size == size && s->conv_flags == flags &&
+             s->conv_generation == qatomic_read(&conversion_generation);
     s->has_converted = false;
 
     guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_KVM_MEMORY_FAULT_EXIT,
@@ -293,7 +329,7 @@ int kvm_memory_fault_exit(CPUState *cpu, struct kvm_run *run)
         g_free(f.cause_detail);
         f.cause_detail = g_strdup(why);
     }
-    guest_memory_fault_report(&f);
+    kvm_memory_fault_report(&f);
     guest_memory_fault_cleanup(&f);
     return -1;
 }

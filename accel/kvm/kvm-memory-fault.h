@@ -11,6 +11,7 @@
 
 #include <linux/kvm.h>
 #include "exec/memattrs.h"
+#include "system/guest-memory-fault.h"
 
 /* KVM_RUN failed with bare EFAULT: find and report what is unbacked. */
 void kvm_memory_fault_on_efault(CPUState *cpu);
@@ -39,5 +40,26 @@ bool kvm_memory_fault_on_emulation_failure(CPUState *cpu,
  * otherwise report it and return -1.
  */
 int kvm_memory_fault_exit(CPUState *cpu, struct kvm_run *run);
+
+/*
+ * guest_memory_fault_report() for this vCPU thread, remembering whether
+ * the report was printed (false: merged into an open incident) for
+ * kvm_memory_fault_printed().
+ */
+bool kvm_memory_fault_report(GuestMemoryFault *f);
+bool kvm_memory_fault_printed(void);
+
+/*
+ * After a fault stopped @cpu: let KVM complete the exit it left half
+ * done (KVM_RUN with immediate_exit), keeping QEMU's copy of the
+ * registers at the fault.  A reset then really starts over.
+ */
+void kvm_memory_fault_complete_exit(CPUState *cpu);
+
+/*
+ * kvm_convert_memory() ran: a memory-fault exit that follows is not the
+ * same fault coming back (for any vCPU).
+ */
+void kvm_memory_fault_conversion_done(void);
 
 #endif /* ACCEL_KVM_MEMORY_FAULT_H */

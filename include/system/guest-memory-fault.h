@@ -7,6 +7,10 @@
  * memory error), however it reaches QEMU: a failed KVM_RUN, an MMIO exit
  * at a RAM address, KVM_EXIT_MEMORY_FAULT, an emulation failure, a SIGBUS
  * on a vCPU or on QEMU's own access, or the backing-file watch.
+ *
+ * Lost pages are tracked per RAM block and every QEMU-side reader of
+ * guest RAM consults them (migration, snapshots, dump, memsave/pmemsave,
+ * device DMA), so that nothing reads fabricated data as guest data.
  */
 
 #ifndef SYSTEM_GUEST_MEMORY_FAULT_H
@@ -26,6 +30,7 @@ typedef struct GuestMemoryFault {
     bool is_private;
     int sigbus_code;                /* si_code of a SIGBUS, else 0 */
     void *host_addr;                /* QEMU's address of the page, if known */
+    unsigned count;                 /* faults this report stands for */
 
     /* Filled in by guest_memory_fault_probe(). */
     RAMBlock *block;
@@ -34,7 +39,26 @@ typedef struct GuestMemoryFault {
     char *backing_path;
     GuestMemoryFaultCause cause;
     char *cause_detail;
+    uint64_t backing_size;          /* file size, for backing-truncated */
 } GuestMemoryFault;
+
+/*
+ * What of one RAM block has lost its host backing (RAMBlock::memory_loss,
+ * allocated with the block).  One bit per page of the block's page size.
+ * Bits are set from signal handlers (atomically) and from thread context;
+ * they are cleared only by a reset from management, for pages whose
+ * backing is back.
+ */
+typedef struct GuestMemoryLoss {
+    unsigned long *lost;
+    uint64_t nr_pages;
+    uint64_t lost_pages;            /* bits set in @lost; atomic */
+    /* The rest is under the BQL. */
+    bool incident_open;             /* reported, not reset since */
+    unsigned incident_faults;       /* faults merged into that report */
+    bool watch_reported;            /* the watch saw the backing short */
+    int wd;                         /* inotify watch, -1: none */
+} GuestMemoryLoss;
 
 /*
  * Initialize @f for a fault found through @path by vCPU @cpu_index
@@ -69,11 +93,16 @@ bool guest_memory_gpa_is_unbacked(hwaddr gpa, GuestMemoryFault *f);
 bool guest_memory_find_unbacked(GuestMemoryFault *f);
 
 /*
- * Print "error: <accel> run failed Bad address" and the detail line,
- * emit GUEST_MEMORY_FAULT, trace.  The caller dumps registers and stops
- * the VM (RUN_STATE_INTERNAL_ERROR).
+ * Report @f once per incident: the first fault on a RAM block prints
+ * "error: <accel> run failed Bad address" and the detail line and emits
+ * GUEST_MEMORY_FAULT; later faults on the same block, until management
+ * resets the VM, are merged into it (counted, traced, not printed).
+ * Marks the lost range of the block and holds the VM stopped against
+ * guest-originated events (guest_memory_fault_holds_stop()).  Returns
+ * true if this call printed the report.  The caller dumps registers and
+ * stops the VM (RUN_STATE_INTERNAL_ERROR).
  */
-void guest_memory_fault_report(GuestMemoryFault *f);
+bool guest_memory_fault_report(GuestMemoryFault *f);
 
 /* Report, dump @cpu (if any) and stop the VM: for non-vCPU paths. */
 void guest_memory_fault_report_and_stop(GuestMemoryFault *f, CPUState *cpu);
@@ -83,14 +112,14 @@ void guest_memory_fault_cleanup(GuestMemoryFault *f);
 
 /*
  * SIGBUS (BUS_ADRERR, or an action-required hardware error) at @addr,
- * from signal context.  If @addr is guest RAM: replace the page in QEMU's
- * mapping by an anonymous zero page so that the faulting access can
- * complete instead of faulting forever, record the fault for
- * guest_memory_fault_take_pending(), and arrange for it to be reported
- * (a KVM vCPU notices it when KVM_RUN returns; otherwise a bottom half in
- * the main loop reports it and stops the VM).  Returns false if @addr is
- * not guest RAM: the caller must then die as before, after printing what
- * it knows.
+ * from signal context; only async-signal-safe work is done here.  If
+ * @addr is guest RAM: mark the page lost, replace it in QEMU's mapping
+ * by an anonymous page so that the faulting access can complete instead
+ * of faulting forever, record the fault, make @cpu (if any) leave the
+ * guest and stay out until the VM stops, and schedule the report (a KVM
+ * vCPU reports its own fault when KVM_RUN returns; a bottom half in the
+ * main loop reports the rest).  Returns false if @addr is not guest RAM:
+ * the caller must then die as before, after saying where.
  */
 bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
                                   CPUState *cpu);
@@ -101,20 +130,97 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
  */
 bool guest_memory_fault_take_pending(CPUState *cpu, GuestMemoryFault *f);
 
-/* Number of guest-memory faults seen so far (for QEMU's own accesses). */
 #ifdef CONFIG_LINUX
+/* Number of guest-memory faults seen so far (for QEMU's own accesses). */
 unsigned guest_memory_fault_count(void);
+
+/*
+ * True while a guest-memory fault holds the VM stopped: from the report
+ * until management resets the VM.  Guest-originated resets, shutdowns
+ * and suspends are then dropped, so that the run state stays
+ * internal-error.
+ */
+bool guest_memory_fault_holds_stop(void);
+
+/*
+ * qemu_system_reset() by management (@guest false): restore QEMU's
+ * mapping of the backing over replaced pages, forget the pages whose
+ * backing is back (the others stay lost and fault again when touched),
+ * close the incidents and re-arm the watch.
+ */
+void guest_memory_fault_system_reset(bool guest);
+
+/* RAM block life cycle (system/physmem.c). */
+void guest_memory_loss_block_added(RAMBlock *rb);
+void guest_memory_loss_block_removed(RAMBlock *rb);
+void guest_memory_loss_block_free(RAMBlock *rb);
+
+/* Is any page of [@offset, @offset + @len) of @rb lost? */
+bool guest_memory_ram_lost_slow(RAMBlock *rb, ram_addr_t offset,
+                                ram_addr_t len);
+
+/*
+ * False, with an error naming the block and its lost guest-physical
+ * ranges, if @rb has lost pages (any block if @rb is NULL); for readers
+ * that must not save fabricated data (migration, snapshots, dump).
+ */
+bool guest_memory_check_lost(RAMBlock *rb, Error **errp);
+
+/*
+ * False, with an error, if a page of guest-physical [@gpa, @gpa + @len)
+ * of system memory is lost.
+ */
+bool guest_memory_check_gpa_range(hwaddr gpa, hwaddr len, Error **errp);
 #else
 static inline unsigned guest_memory_fault_count(void)
 {
     return 0;
 }
+static inline bool guest_memory_fault_holds_stop(void)
+{
+    return false;
+}
+static inline void guest_memory_fault_system_reset(bool guest)
+{
+}
+static inline void guest_memory_loss_block_added(RAMBlock *rb)
+{
+}
+static inline void guest_memory_loss_block_removed(RAMBlock *rb)
+{
+}
+static inline void guest_memory_loss_block_free(RAMBlock *rb)
+{
+}
+static inline bool guest_memory_ram_lost_slow(RAMBlock *rb,
+                                              ram_addr_t offset,
+                                              ram_addr_t len)
+{
+    return false;
+}
+static inline bool guest_memory_check_lost(RAMBlock *rb, Error **errp)
+{
+    return true;
+}
+static inline bool guest_memory_check_gpa_range(hwaddr gpa, hwaddr len,
+                                                Error **errp)
+{
+    return true;
+}
 #endif
 
 /*
+ * Is any page of [@offset, @offset + @len) of @rb lost?  One load when the
+ * block has lost nothing, so it can sit on RAM access paths.
+ */
+#define guest_memory_ram_lost(rb, offset, len)                          \
+    (unlikely((rb)->memory_loss &&                                      \
+              qatomic_read(&(rb)->memory_loss->lost_pages)) &&          \
+     guest_memory_ram_lost_slow(rb, offset, len))
+
+/*
  * At machine-init-done: warn about file-backed shared RAM on a
- * filesystem with less free space than it needs, and start watching
- * backing files for truncation.
+ * filesystem with less free space than it needs.
  */
 void guest_memory_fault_machine_ready(void);
 
