@@ -201,6 +201,89 @@ static bool str_has_line(const char *text, const char *line)
     return strstr(hay, needle) != NULL;
 }
 
+/* A line of @text starts with @prefix (the report may list lost ranges). */
+static bool str_has_line_prefix(const char *text, const char *prefix)
+{
+    g_autofree char *needle = g_strdup_printf("\n%s", prefix);
+    g_autofree char *hay = g_strdup_printf("\n%s", text);
+    const char *p = strstr(hay, needle);
+
+    return p && (p[strlen(needle)] == '\n' || p[strlen(needle)] == ';');
+}
+
+/*
+ * Where [@start, @end) of RAM block @block appears in the guest-physical
+ * address space, read from "info mtree -f" (the flat view of address
+ * space "memory"): pairs of (gpa, size), in address order.
+ */
+static GArray *mtree_ranges(QTestState *qts, const char *block,
+                            uint64_t start, uint64_t end)
+{
+    g_autofree char *text = qtest_hmp(qts, "info mtree -f");
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    g_autofree char *tag = g_strdup_printf("): %s", block);
+    GArray *pairs = g_array_new(false, false, sizeof(uint64_t));
+    bool in_memory = false;
+
+    for (int i = 0; lines[i]; i++) {
+        const char *l = lines[i];
+        uint64_t lo, hi, off = 0, a, b;
+        const char *at, *t;
+
+        if (g_str_has_prefix(l, "FlatView")) {
+            in_memory = false;
+        } else if (strstr(l, "AS \"memory\"")) {
+            in_memory = true;
+        }
+        t = strstr(l, tag);
+        if (!in_memory || !t ||
+            !strchr(" \r", t[strlen(tag)]) ||
+            sscanf(l, " %" SCNx64 "-%" SCNx64, &lo, &hi) != 2) {
+            continue;
+        }
+        at = strchr(t, '@');
+        if (at) {
+            off = g_ascii_strtoull(at + 1, NULL, 16);
+        }
+        a = MAX(start, off);
+        b = MIN(end, off + (hi - lo + 1));
+        if (a < b) {
+            uint64_t gpa = lo + (a - off), size = b - a;
+
+            g_array_append_val(pairs, gpa);
+            g_array_append_val(pairs, size);
+        }
+    }
+    return pairs;
+}
+
+/*
+ * The event's "lost" ranges are exactly where the lost part [@start,
+ * @end) of ram0 appears in the memory map (holes excluded, every alias).
+ */
+static void assert_lost_as_mapped(QTestState *qts, QDict *data,
+                                  uint64_t start, uint64_t end)
+{
+    g_autoptr(GArray) want = mtree_ranges(qts, "ram0", start, end);
+    QList *lost = qdict_get_qlist(data, "lost");
+    QListEntry *e;
+    guint i = 0;
+
+    g_assert_nonnull(lost);
+    g_assert_cmpuint(want->len, >, 0);
+    QLIST_FOREACH_ENTRY(lost, e) {
+        QDict *r = qobject_to(QDict, qlist_entry_obj(e));
+
+        g_assert_cmpuint(i + 1, <, want->len);
+        g_assert_cmphex(qdict_get_uint(r, "gpa"), ==,
+                        g_array_index(want, uint64_t, i));
+        g_assert_cmphex(qdict_get_uint(r, "size"), ==,
+                        g_array_index(want, uint64_t, i + 1));
+        i += 2;
+    }
+    g_assert_cmpuint(i, ==, want->len);
+}
+
 static void assert_vm_internal_error(QTestState *qts)
 {
     QDict *rsp, *ret;
@@ -417,6 +500,7 @@ static void test_guest_fault(const void *opaque)
         backing_words = g_strdup_printf("backed by memfd %s",
                                         qdict_get_str(data, "backing-path"));
     }
+    g_assert_cmpint(qdict_get_int(data, "count"), ==, 1);
     if (c->cause == CAUSE_TMPFS_FULL) {
         g_assert_cmpstr(qdict_get_str(data, "cause"), ==, "no-space");
         g_assert_true(g_str_has_prefix(qdict_get_str(data, "detail"),
@@ -426,6 +510,8 @@ static void test_guest_fault(const void *opaque)
                         "backing-truncated");
         g_assert_cmpstr(qdict_get_str(data, "detail"), ==,
                         "backing file truncated to 0x80000 bytes");
+        /* Everything past the end of the file, where the guest sees it. */
+        assert_lost_as_mapped(vm->qts, data, KEEP_SIZE, RAM_SIZE);
     }
 
     if (g_str_equal(path, "kvm-run")) {
@@ -472,7 +558,7 @@ static void test_guest_fault(const void *opaque)
     err_text = guest_vm_stderr(vm);
     g_assert_true(str_has_line(err_text, first));
     if (line) {
-        g_assert_true(str_has_line(err_text, line));
+        g_assert_true(str_has_line_prefix(err_text, line));
     }
     if (c->cause == CAUSE_TMPFS_FULL) {
         /* The start-up warning about the small filesystem. */
@@ -570,18 +656,21 @@ static void test_contract_efault(void)
                            GUEST_MODE_LONG64, &ram_path);
     ev = contract_report(vm, "kvm-run");
     data = qdict_get_qdict(ev, "data");
+    /* The first range the guest lost, from the memory map. */
     g_assert_cmphex(qdict_get_uint(data, "gpa"), ==, KEEP_SIZE);
-    g_assert_cmphex(qdict_get_uint(data, "size"), ==, RAM_SIZE - KEEP_SIZE);
+    g_assert_cmphex(qdict_get_uint(data, "size"), ==, 0xc0000 - KEEP_SIZE);
     g_assert_cmphex(qdict_get_uint(data, "offset"), ==, KEEP_SIZE);
     g_assert_cmpstr(qdict_get_str(data, "block"), ==, "ram0");
     g_assert_cmpstr(qdict_get_str(data, "cause"), ==, "backing-truncated");
+    assert_lost_as_mapped(vm->qts, data, KEEP_SIZE, RAM_SIZE);
     qobject_unref(ev);
 
     err_text = guest_vm_stderr(vm);
     g_assert_true(str_has_line(err_text, "error: kvm run failed Bad address"));
     g_assert_nonnull(strstr(err_text, "guest memory fault: vCPU 0, GPA "
-                            "0x80000-0x3ffffff, access unknown, shared "
+                            "0x80000-0xbffff, access unknown, shared "
                             "memory, RAM block ram0 offset 0x80000"));
+    g_assert_nonnull(strstr(err_text, "; lost: GPA 0x80000-0xbffff, "));
     guest_vm_free(vm);
     unlink(ram_path);
 }
