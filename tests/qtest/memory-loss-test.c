@@ -1,0 +1,885 @@
+/*
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * Guest RAM that lost its host backing, as a user meets it after the
+ * first report (memory-fault-test covers the report itself):
+ *
+ * - the stop is sticky: with lost page tables, on KVM and TCG, with 1, 2
+ *   and 4 vCPUs, 20 times each, the VM stays in internal-error whatever
+ *   the guest does (no RESET, no SHUTDOWN, cont refused), with exactly
+ *   one GUEST_MEMORY_FAULT;
+ * - nothing fabricated: migration to file: and exec:, snapshot-save,
+ *   dump-guest-memory, pmemsave/memsave (twice) and HMP xp fail on lost
+ *   RAM and name it, the source VM stays stopped;
+ * - one report per incident: a migration pass over a truncated backing
+ *   that QEMU had not noticed gives one event and one report line;
+ * - reset: after a fault found through a KVM MMIO exit, system_reset
+ *   really re-runs the firmware from the reset vector; a backing that is
+ *   whole again is mapped again (no longer lost), one that is not stays
+ *   lost; the watch re-arms and reports a second truncation;
+ * - GPA ranges come from the memory map: pc, and q35 with RAM above
+ *   4 GiB;
+ * - memfd RAM gives no false free-space warning;
+ * - hot-plugged memory is watched, and unplugged memory no longer is.
+ *
+ * Needs only a file on /tmp (sparse) and the freestanding test guest;
+ * KVM cases skip with the reason where /dev/kvm does not work.
+ */
+
+#include "qemu/osdep.h"
+#include "libqtest.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
+#include "guest/guest-qtest.h"
+
+#define RAM_SIZE        (64 * 1024 * 1024)
+#define KEEP_SIZE       0x80000     /* mailbox, stack, page tables kept */
+#define TARGET          0x200000    /* a page past KEEP_SIZE */
+#define PAGE_4K         0x1000
+#define STICKY_ROUNDS   20
+
+static char *work_dir;
+
+static char *ram_file(const char *name)
+{
+    char *path = g_build_filename(work_dir, name, NULL);
+
+    unlink(path);
+    return path;
+}
+
+/* Wait for event @name for up to @timeout_ms; NULL if it never came. */
+static QDict *wait_event(QTestState *qts, const char *name,
+                         unsigned timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + timeout_ms * 1000LL;
+    QDict *ev, *rsp;
+
+    do {
+        rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
+        qobject_unref(rsp);
+        ev = qtest_qmp_event_ref(qts, name);
+        if (ev) {
+            return ev;
+        }
+        g_usleep(2000);
+    } while (g_get_monotonic_time() < deadline);
+    return NULL;
+}
+
+/* How many events @name are queued now (they are consumed). */
+static int count_events(QTestState *qts, const char *name)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
+    QDict *ev;
+    int n = 0;
+
+    qobject_unref(rsp);
+    while ((ev = qtest_qmp_event_ref(qts, name))) {
+        qobject_unref(ev);
+        n++;
+    }
+    return n;
+}
+
+static int count_lines(const char *text, const char *line)
+{
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    int n = 0;
+
+    for (int i = 0; lines[i]; i++) {
+        n += g_str_equal(lines[i], line);
+    }
+    return n;
+}
+
+static const char *run_status(QTestState *qts, char **buf)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
+
+    g_free(*buf);
+    *buf = g_strdup(qdict_get_str(qdict_get_qdict(rsp, "return"),
+                                  "status"));
+    qobject_unref(rsp);
+    return *buf;
+}
+
+/* internal-error, and cont is refused. */
+static void assert_stopped(QTestState *qts)
+{
+    g_autofree char *status = NULL;
+    QDict *rsp;
+
+    g_assert_cmpstr(run_status(qts, &status), ==, "internal-error");
+    rsp = qtest_qmp(qts, "{ 'execute': 'cont' }");
+    g_assert(qdict_haskey(rsp, "error"));
+    qobject_unref(rsp);
+    g_assert_cmpstr(run_status(qts, &status), ==, "internal-error");
+}
+
+static QDict *wait_fault(QTestState *qts)
+{
+    QDict *ev = wait_event(qts, "GUEST_MEMORY_FAULT", 20000);
+
+    g_assert_nonnull(ev);
+    qobject_unref(wait_event(qts, "STOP", 10000));
+    return ev;
+}
+
+static bool accel_ok(const char *accel)
+{
+    const char *reason;
+
+    if (!guest_accel_usable(accel, &reason)) {
+        g_test_skip(reason);
+        return false;
+    }
+    return true;
+}
+
+/* A guest on RAM in @path (file, shared), long mode, doing @op on @addr. */
+static GuestVM *start_file_vm(const char *accel, const char *path,
+                              bool watch, const char *extra,
+                              uint32_t op, uint32_t addr, uint32_t count)
+{
+    g_autofree char *memory = g_strdup_printf(
+        "memory-backend-file,id=ram0,size=%d,mem-path=%s,share=on%s",
+        RAM_SIZE, path, watch ? "" : ",backing-watch=off");
+    GuestVMConfig cfg = {
+        .accel = accel, .memory = memory, .extra_args = extra,
+        .capture_stderr = true,
+    };
+    GuestVM *vm = guest_vm_start_config(&cfg);
+
+    guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_LONG64);
+    guest_vm_request(vm, MB_REQ_OP, op);
+    guest_vm_request(vm, MB_REQ_ADDR, addr);
+    guest_vm_request(vm, MB_REQ_COUNT, count);
+    return vm;
+}
+
+/* --- a sticky stop --- */
+
+typedef struct StickyCase {
+    const char *accel;
+    int smp;
+} StickyCase;
+
+/*
+ * The guest fills 48 MiB in long mode; the whole backing goes, page
+ * tables, stack and mailbox included.  Whatever the vCPUs do next
+ * (faults on their page walk, a triple fault, a reset request racing
+ * the stop), the VM stays in internal-error and is reported once.
+ */
+static void test_sticky_stop(const void *opaque)
+{
+    const StickyCase *c = opaque;
+    g_autofree char *extra = g_strdup_printf("-smp %d", c->smp);
+
+    if (!accel_ok(c->accel)) {
+        return;
+    }
+    for (int round = 0; round < STICKY_ROUNDS; round++) {
+        g_autofree char *path = ram_file("ram-sticky");
+        g_autofree char *err = NULL;
+        g_autofree char *first = g_strdup_printf("error: %s run failed Bad "
+                                                 "address", c->accel);
+        gint64 deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+        GuestVM *vm;
+        QDict *ev;
+
+        vm = start_file_vm(c->accel, path, true, extra, GUEST_OP_FILL,
+                           TARGET, 48 * 1024 * 1024);
+        guest_vm_resume(vm);
+        while (qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_OP_STARTED) !=
+               GUEST_OP_MARK) {
+            g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+            g_usleep(1000);
+        }
+        g_assert_cmpint(truncate(path, 0), ==, 0);
+        ev = wait_fault(vm->qts);
+        qobject_unref(ev);
+        /* Time for whatever raced the stop to land. */
+        g_usleep(100 * 1000);
+        assert_stopped(vm->qts);
+        g_assert_cmpint(count_events(vm->qts, "RESET"), ==, 0);
+        g_assert_cmpint(count_events(vm->qts, "SHUTDOWN"), ==, 0);
+        g_assert_cmpint(count_events(vm->qts, "SUSPEND"), ==, 0);
+        g_assert_cmpint(count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
+        err = guest_vm_stderr(vm);
+        g_assert_cmpint(count_lines(err, first), ==, 1);
+        guest_vm_free(vm);
+        unlink(path);
+    }
+}
+
+/* --- nothing fabricated --- */
+
+/* A stopped VM with the backing truncated to KEEP_SIZE and reported. */
+static GuestVM *start_lost_vm(const char *accel, const char *path)
+{
+    GuestVM *vm = start_file_vm(accel, path, true, NULL, GUEST_OP_NONE, 0,
+                                0);
+
+    guest_vm_resume(vm);
+    g_assert_true(guest_vm_wait_done(vm, 20000));
+    g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
+    qobject_unref(wait_fault(vm->qts));
+    return vm;
+}
+
+#define LOST_WORDS "guest RAM block ram0 has lost its host backing at GPA " \
+                   "0x80000-0xbffff"
+
+/* Wait for the migration to end; its final status, and error-desc. */
+static char *migration_end(QTestState *qts, char **desc)
+{
+    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+
+    for (;;) {
+        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
+        QDict *ret = qdict_get_qdict(rsp, "return");
+        const char *st = qdict_haskey(ret, "status") ?
+                         qdict_get_str(ret, "status") : "none";
+
+        if (g_str_equal(st, "completed") || g_str_equal(st, "failed") ||
+            g_str_equal(st, "cancelled")) {
+            char *s = g_strdup(st);
+
+            *desc = g_strdup(qdict_haskey(ret, "error-desc") ?
+                             qdict_get_str(ret, "error-desc") : "");
+            qobject_unref(rsp);
+            return s;
+        }
+        qobject_unref(rsp);
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+}
+
+typedef struct MigrateCase {
+    const char *accel;
+    const char *uri_kind;       /* "file" or "exec" */
+} MigrateCase;
+
+static char *migrate_uri(const char *kind, const char *out)
+{
+    return g_str_equal(kind, "file") ? g_strdup_printf("file:%s", out)
+                                     : g_strdup_printf("exec:cat > %s", out);
+}
+
+/* Reported loss, then migrate: refused, named, the VM stays stopped. */
+static void test_migrate_after_loss(const void *opaque)
+{
+    const MigrateCase *c = opaque;
+    g_autofree char *path = ram_file("ram-mig");
+    g_autofree char *out = ram_file("mig.out");
+    g_autofree char *uri = migrate_uri(c->uri_kind, out);
+    g_autofree char *status = NULL, *desc = NULL;
+    GuestVM *vm;
+
+    if (!accel_ok(c->accel)) {
+        return;
+    }
+    vm = start_lost_vm(c->accel, path);
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'migrate', "
+                             "'arguments': { 'uri': %s } }", uri);
+    status = migration_end(vm->qts, &desc);
+    g_assert_cmpstr(status, ==, "failed");
+    g_assert_nonnull(strstr(desc, LOST_WORDS));
+    assert_stopped(vm->qts);
+    guest_vm_free(vm);
+    unlink(path);
+    unlink(out);
+}
+
+/*
+ * The backing is truncated without the watch, so QEMU learns of it only
+ * when the migration reads the lost pages (thousands of SIGBUS): the
+ * migration fails, the VM stops, and there is one event and one report.
+ */
+static void test_migrate_finds_loss(const void *opaque)
+{
+    const char *accel = opaque;
+    g_autofree char *path = ram_file("ram-mig2");
+    g_autofree char *out = ram_file("mig2.out");
+    g_autofree char *uri = g_strdup_printf("file:%s", out);
+    g_autofree char *first = g_strdup_printf("error: %s run failed Bad "
+                                             "address", accel);
+    g_autofree char *status = NULL, *desc = NULL, *err = NULL;
+    GuestVM *vm;
+    QDict *ev;
+
+    if (!accel_ok(accel)) {
+        return;
+    }
+    vm = start_file_vm(accel, path, false, NULL, GUEST_OP_NONE, 0, 0);
+    guest_vm_resume(vm);
+    g_assert_true(guest_vm_wait_done(vm, 20000));
+    g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'migrate', "
+                             "'arguments': { 'uri': %s } }", uri);
+    status = migration_end(vm->qts, &desc);
+    g_assert_cmpstr(status, ==, "failed");
+    g_assert_nonnull(strstr(desc, LOST_WORDS));
+    ev = wait_event(vm->qts, "GUEST_MEMORY_FAULT", 10000);
+    g_assert_nonnull(ev);
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"), "path"), ==,
+                    "qemu-access");
+    qobject_unref(ev);
+    g_usleep(200 * 1000);
+    assert_stopped(vm->qts);
+    g_assert_cmpint(count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
+    err = guest_vm_stderr(vm);
+    g_assert_cmpint(count_lines(err, first), ==, 1);
+    guest_vm_free(vm);
+    unlink(path);
+    unlink(out);
+}
+
+/* Wait for job @id to conclude; its error, or NULL. */
+static char *job_end(QTestState *qts, const char *id)
+{
+    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+
+    for (;;) {
+        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-jobs' }");
+        QListEntry *e;
+
+        QLIST_FOREACH_ENTRY(qdict_get_qlist(rsp, "return"), e) {
+            QDict *j = qobject_to(QDict, qlist_entry_obj(e));
+
+            if (g_str_equal(qdict_get_str(j, "id"), id) &&
+                g_str_equal(qdict_get_str(j, "status"), "concluded")) {
+                char *err = qdict_haskey(j, "error") ?
+                            g_strdup(qdict_get_str(j, "error")) : NULL;
+
+                qobject_unref(rsp);
+                qtest_qmp_assert_success(qts, "{ 'execute': 'job-dismiss', "
+                                         "'arguments': { 'id': %s } }", id);
+                return err;
+            }
+        }
+        qobject_unref(rsp);
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+}
+
+/* snapshot-save to a qcow2 (made with blockdev-create) after the loss. */
+static void test_snapshot_after_loss(const void *opaque)
+{
+    const char *accel = opaque;
+    g_autofree char *path = ram_file("ram-snap");
+    g_autofree char *disk = ram_file("snap.qcow2");
+    g_autofree char *err = NULL;
+    GuestVM *vm;
+
+    if (!accel_ok(accel)) {
+        return;
+    }
+    g_assert_true(g_file_set_contents(disk, "", 0, NULL));
+    vm = start_lost_vm(accel, path);
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'blockdev-add', "
+                             "'arguments': { 'driver': 'file', "
+                             "'node-name': 'file0', 'filename': %s } }",
+                             disk);
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'blockdev-create', "
+                             "'arguments': { 'job-id': 'c0', 'options': { "
+                             "'driver': 'qcow2', 'file': 'file0', "
+                             "'size': 67108864 } } }");
+    g_assert_null(job_end(vm->qts, "c0"));
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'blockdev-add', "
+                             "'arguments': { 'driver': 'qcow2', "
+                             "'node-name': 'disk0', 'file': 'file0' } }");
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'snapshot-save', "
+                             "'arguments': { 'job-id': 's0', 'tag': 't0', "
+                             "'vmstate': 'disk0', "
+                             "'devices': [ 'disk0' ] } }");
+    err = job_end(vm->qts, "s0");
+    g_assert_nonnull(err);
+    g_assert_nonnull(strstr(err, LOST_WORDS));
+    assert_stopped(vm->qts);
+    guest_vm_free(vm);
+    unlink(path);
+    unlink(disk);
+}
+
+/* dump-guest-memory after the loss: refused, named. */
+static void test_dump_after_loss(const void *opaque)
+{
+    const char *accel = opaque;
+    g_autofree char *path = ram_file("ram-dump");
+    g_autofree char *out = ram_file("dump.out");
+    g_autofree char *proto = g_strdup_printf("file:%s", out);
+    GuestVM *vm;
+    QDict *rsp;
+
+    if (!accel_ok(accel)) {
+        return;
+    }
+    vm = start_lost_vm(accel, path);
+    rsp = qtest_qmp(vm->qts, "{ 'execute': 'dump-guest-memory', "
+                    "'arguments': { 'paging': false, 'protocol': %s } }",
+                    proto);
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
+                                          "desc"), LOST_WORDS));
+    qobject_unref(rsp);
+    assert_stopped(vm->qts);
+    guest_vm_free(vm);
+    unlink(path);
+    unlink(out);
+}
+
+/*
+ * QEMU's own reads of a lost page, again and again: each fails like the
+ * first (no zeros handed out the second time), and HMP xp says it
+ * cannot access the memory.
+ */
+static void test_second_read(const void *opaque)
+{
+    const char *accel = opaque;
+    g_autofree char *path = ram_file("ram-2nd");
+    g_autofree char *out = ram_file("2nd.out");
+    g_autofree char *xp = NULL;
+    GuestVM *vm;
+
+    if (!accel_ok(accel)) {
+        return;
+    }
+    vm = start_file_vm(accel, path, false, NULL, GUEST_OP_NONE, 0, 0);
+    g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
+    for (int i = 0; i < 3; i++) {
+        const char *cmd = i == 1 ? "memsave" : "pmemsave";
+        QDict *rsp;
+
+        unlink(out);
+        /* Paging is off at reset: virtual equals physical. */
+        rsp = qtest_qmp(vm->qts, "{ 'execute': %s, 'arguments': "
+                        "{ 'val': %d, 'size': %d, 'filename': %s } }",
+                        cmd, TARGET, PAGE_4K, out);
+        g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
+                                              "desc"),
+                                "is not backed by host memory"));
+        qobject_unref(rsp);
+        if (i == 0) {
+            qobject_unref(wait_fault(vm->qts));
+        }
+    }
+    xp = qtest_hmp(vm->qts, "xp /4x 0x%x", TARGET);
+    g_assert_nonnull(strstr(xp, "Cannot access memory"));
+    g_assert_cmpint(count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
+    assert_stopped(vm->qts);
+    guest_vm_free(vm);
+    unlink(path);
+    unlink(out);
+}
+
+/* --- reset --- */
+
+static int count_substr(const char *text, const char *needle)
+{
+    int n = 0;
+
+    for (const char *p = strstr(text, needle); p;
+         p = strstr(p + 1, needle)) {
+        n++;
+    }
+    return n;
+}
+
+/* Clear what the guest reports, so that a second run is seen. */
+static void clear_guest_marks(GuestVM *vm)
+{
+    guest_vm_request(vm, MB_DONE, 0);
+    guest_vm_request(vm, MB_OP_STARTED, 0);
+    guest_vm_request(vm, MB_OP_DONE, 0);
+}
+
+static void system_reset(QTestState *qts)
+{
+    qtest_qmp_assert_success(qts, "{ 'execute': 'system_reset' }");
+    qobject_unref(wait_event(qts, "RESET", 10000));
+}
+
+/*
+ * The guest reads a lost page (an MMIO exit on this project's KVM, a
+ * SIGBUS on TCG): reported.  The backing is made whole, management
+ * resets: the firmware runs again from the reset vector, to the end.
+ */
+static void test_reset_reruns(const void *opaque)
+{
+    const char *accel = opaque;
+    g_autofree char *path = ram_file("ram-reset");
+    g_autofree char *con = NULL, *status = NULL;
+    GuestVM *vm;
+
+    if (!accel_ok(accel)) {
+        return;
+    }
+    vm = start_file_vm(accel, path, false, NULL, GUEST_OP_READ, TARGET, 0);
+    g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
+    guest_vm_resume(vm);
+    qobject_unref(wait_fault(vm->qts));
+    assert_stopped(vm->qts);
+
+    g_assert_cmpint(truncate(path, RAM_SIZE), ==, 0);
+    clear_guest_marks(vm);
+    system_reset(vm->qts);
+    g_assert_cmpstr(run_status(vm->qts, &status), ==, "prelaunch");
+    guest_vm_resume(vm);
+    g_assert_true(guest_vm_wait_done(vm, 20000));
+    g_assert_cmphex(qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_OP_DONE), ==,
+                    GUEST_OP_MARK);
+    con = guest_vm_debugcon(vm);
+    g_assert_cmpint(count_substr(con, "guest: real mode\n"), ==, 2);
+    g_assert_cmpint(count_substr(con, "guest: 64-bit long mode\n"), ==, 2);
+    g_assert_cmpstr(run_status(vm->qts, &status), ==, "running");
+    g_assert_cmpint(count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
+    guest_vm_free(vm);
+    unlink(path);
+}
+
+/*
+ * Reset while the backing is still short: the lost pages stay lost (a
+ * save still fails), the guest runs again and touching them is a new
+ * incident, reported again.
+ */
+static void test_reset_still_lost(const void *opaque)
+{
+    const char *accel = opaque;
+    g_autofree char *path = ram_file("ram-still");
+    g_autofree char *out = ram_file("still.out");
+    GuestVM *vm;
+    QDict *rsp, *ev;
+
+    if (!accel_ok(accel)) {
+        return;
+    }
+    vm = start_file_vm(accel, path, false, NULL, GUEST_OP_READ, TARGET, 0);
+    g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
+    guest_vm_resume(vm);
+    qobject_unref(wait_fault(vm->qts));
+
+    clear_guest_marks(vm);
+    system_reset(vm->qts);
+    rsp = qtest_qmp(vm->qts, "{ 'execute': 'pmemsave', 'arguments': "
+                    "{ 'val': %d, 'size': %d, 'filename': %s } }",
+                    TARGET, PAGE_4K, out);
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
+                                          "desc"),
+                            "is not backed by host memory"));
+    qobject_unref(rsp);
+    guest_vm_resume(vm);
+    ev = wait_fault(vm->qts);
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "cpu-index"),
+                    ==, 0);
+    qobject_unref(ev);
+    assert_stopped(vm->qts);
+    guest_vm_free(vm);
+    unlink(path);
+    unlink(out);
+}
+
+/*
+ * The watch: truncate (reported), regrow, reset, run, truncate again:
+ * reported again.  In between, the formerly lost page reads back.
+ */
+static void test_watch_rearms(const void *opaque)
+{
+    const char *accel = opaque;
+    g_autofree char *path = ram_file("ram-rearm");
+    g_autofree char *out = ram_file("rearm.out");
+    GuestVM *vm;
+
+    if (!accel_ok(accel)) {
+        return;
+    }
+    vm = start_lost_vm(accel, path);
+    g_assert_cmpint(truncate(path, RAM_SIZE), ==, 0);
+    clear_guest_marks(vm);
+    system_reset(vm->qts);
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'pmemsave', "
+                             "'arguments': { 'val': %d, 'size': %d, "
+                             "'filename': %s } }", TARGET, PAGE_4K, out);
+    guest_vm_resume(vm);
+    g_assert_true(guest_vm_wait_done(vm, 20000));
+
+    g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
+    qobject_unref(wait_fault(vm->qts));
+    assert_stopped(vm->qts);
+    guest_vm_free(vm);
+    unlink(path);
+    unlink(out);
+}
+
+/* --- guest-physical ranges --- */
+
+/*
+ * Where [@start, @end) of RAM block @block appears in the guest-physical
+ * address space, read from "info mtree -f" (the flat view of address
+ * space "memory"): pairs of (gpa, size), in address order.
+ */
+static GArray *mtree_ranges(QTestState *qts, const char *block,
+                            uint64_t start, uint64_t end)
+{
+    g_autofree char *text = qtest_hmp(qts, "info mtree -f");
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    g_autofree char *tag = g_strdup_printf("): %s", block);
+    GArray *pairs = g_array_new(false, false, sizeof(uint64_t));
+    bool in_memory = false;
+
+    for (int i = 0; lines[i]; i++) {
+        const char *l = lines[i];
+        uint64_t lo, hi, off = 0, a, b;
+        const char *at, *t;
+
+        if (g_str_has_prefix(l, "FlatView")) {
+            in_memory = false;
+        } else if (strstr(l, "AS \"memory\"")) {
+            in_memory = true;
+        }
+        t = strstr(l, tag);
+        if (!in_memory || !t || !strchr(" \r", t[strlen(tag)]) ||
+            sscanf(l, " %" SCNx64 "-%" SCNx64, &lo, &hi) != 2) {
+            continue;
+        }
+        at = strchr(t, '@');
+        if (at) {
+            off = g_ascii_strtoull(at + 1, NULL, 16);
+        }
+        a = MAX(start, off);
+        b = MIN(end, off + (hi - lo + 1));
+        if (a < b) {
+            uint64_t gpa = lo + (a - off), size = b - a;
+
+            g_array_append_val(pairs, gpa);
+            g_array_append_val(pairs, size);
+        }
+    }
+    return pairs;
+}
+
+/* The event's "lost" ranges are exactly @want (pairs). */
+static void assert_lost(QDict *data, const uint64_t *want, guint n)
+{
+    QList *lost = qdict_get_qlist(data, "lost");
+    QListEntry *e;
+    guint i = 0;
+
+    g_assert_nonnull(lost);
+    QLIST_FOREACH_ENTRY(lost, e) {
+        QDict *r = qobject_to(QDict, qlist_entry_obj(e));
+
+        g_assert_cmpuint(i + 1, <, n);
+        g_assert_cmphex(qdict_get_uint(r, "gpa"), ==, want[i]);
+        g_assert_cmphex(qdict_get_uint(r, "size"), ==, want[i + 1]);
+        i += 2;
+    }
+    g_assert_cmpuint(i, ==, n);
+}
+
+/*
+ * q35 with 4 GiB of RAM (2 GiB below 4 GiB, 2 GiB above), its backing
+ * truncated to 1 GiB, reported by the watch before anything ran: the
+ * report names 0x40000000-0x7fffffff and 0x100000000-0x17fffffff, not
+ * the PCI hole, and the event's ranges match the memory map.
+ */
+static void test_ranges_q35(void)
+{
+    g_autofree char *path = ram_file("ram-q35");
+    g_autofree char *errf = ram_file("q35.err");
+    g_autofree char *err = NULL;
+    g_autoptr(GArray) mapped = NULL;
+    const uint64_t want[] = {
+        0x40000000, 0x40000000, 0x100000000ULL, 0x80000000,
+    };
+    QTestState *qts;
+    QDict *ev, *data;
+
+    qts = qtest_initf("-machine q35 -m 4G -object memory-backend-file,"
+                      "id=ram0,size=4G,mem-path=%s,share=on "
+                      "-machine memory-backend=ram0 -nodefaults -S "
+                      "2>%s", path, errf);
+    g_assert_cmpint(truncate(path, 0x40000000), ==, 0);
+    ev = wait_fault(qts);
+    data = qdict_get_qdict(ev, "data");
+    g_assert_cmpstr(qdict_get_str(data, "path"), ==, "backing-watch");
+    g_assert_cmphex(qdict_get_uint(data, "gpa"), ==, 0x40000000);
+    g_assert_cmphex(qdict_get_uint(data, "size"), ==, 0x40000000);
+    assert_lost(data, want, ARRAY_SIZE(want));
+    mapped = mtree_ranges(qts, "ram0", 0x40000000, 0x100000000ULL);
+    assert_lost(data, (uint64_t *)mapped->data, mapped->len);
+    qobject_unref(ev);
+    assert_stopped(qts);
+    qtest_quit(qts);
+    g_assert_true(g_file_get_contents(errf, &err, NULL, NULL));
+    g_assert_nonnull(strstr(err, "guest memory fault: no access yet, GPA "
+                            "0x40000000-0x7fffffff, "));
+    g_assert_nonnull(strstr(err, "; lost: GPA 0x40000000-0x7fffffff, "
+                            "0x100000000-0x17fffffff\n"));
+    unlink(path);
+    unlink(errf);
+}
+
+/* pc, 64 MiB, truncated to 512 KiB: the lost ranges skip the ROM area. */
+static void test_ranges_pc(void)
+{
+    g_autofree char *path = ram_file("ram-pc");
+    g_autoptr(GArray) mapped = NULL;
+    QTestState *qts;
+    QDict *ev, *data;
+
+    qts = qtest_initf("-machine pc -m 64M -object memory-backend-file,"
+                      "id=ram0,size=64M,mem-path=%s,share=on "
+                      "-machine memory-backend=ram0 -nodefaults -S", path);
+    g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
+    ev = wait_fault(qts);
+    data = qdict_get_qdict(ev, "data");
+    mapped = mtree_ranges(qts, "ram0", KEEP_SIZE, RAM_SIZE);
+    /* Below 1 MiB the legacy ROM area, then the rest from 1 MiB. */
+    g_assert_cmpuint(mapped->len, >=, 4);
+    g_assert_cmphex(g_array_index(mapped, uint64_t, 0), ==, KEEP_SIZE);
+    g_assert_cmphex(g_array_index(mapped, uint64_t, mapped->len - 2), ==,
+                    0x100000);
+    assert_lost(data, (uint64_t *)mapped->data, mapped->len);
+    qobject_unref(ev);
+    qtest_quit(qts);
+    unlink(path);
+}
+
+/* --- start-up warning --- */
+
+/* memfd's internal mount has no size limit: no free-space warning. */
+static void test_memfd_no_warning(void)
+{
+    g_autofree char *errf = ram_file("memfd.err");
+    g_autofree char *err = NULL;
+    QTestState *qts;
+
+    qts = qtest_initf("-machine pc -m 512M -object memory-backend-memfd,"
+                      "id=mem,size=512M -machine memory-backend=mem "
+                      "-nodefaults -S 2>%s", errf);
+    qtest_quit(qts);
+    g_assert_true(g_file_get_contents(errf, &err, NULL, NULL));
+    g_assert_null(strstr(err, "needs up to"));
+    g_assert_null(strstr(err, "warning"));
+    unlink(errf);
+}
+
+/* --- hot-plug --- */
+
+/*
+ * A file backend plugged as a pc-dimm at run time is watched: its
+ * truncation is reported with the DIMM's guest-physical range.  A
+ * backend removed again is no longer watched: truncating its file then
+ * changes nothing.
+ */
+static void test_hotplug(void)
+{
+    g_autofree char *p1 = ram_file("ram-dimm");
+    g_autofree char *p2 = ram_file("ram-gone");
+    g_autofree char *status = NULL;
+    g_autoptr(GArray) mapped = NULL;
+    QTestState *qts;
+    QDict *ev, *data;
+
+    qts = qtest_init("-machine pc -m 64M,slots=2,maxmem=1G -nodefaults -S");
+    qtest_qmp_assert_success(qts, "{ 'execute': 'object-add', 'arguments': "
+                             "{ 'qom-type': 'memory-backend-file', "
+                             "'id': 'gone', 'size': 134217728, "
+                             "'mem-path': %s, 'share': true } }", p2);
+    qtest_qmp_assert_success(qts, "{ 'execute': 'object-del', 'arguments': "
+                             "{ 'id': 'gone' } }");
+    g_assert_cmpint(truncate(p2, 0), ==, 0);
+    g_usleep(300 * 1000);
+    g_assert_cmpint(count_events(qts, "GUEST_MEMORY_FAULT"), ==, 0);
+    g_assert_cmpstr(run_status(qts, &status), ==, "prelaunch");
+
+    qtest_qmp_assert_success(qts, "{ 'execute': 'object-add', 'arguments': "
+                             "{ 'qom-type': 'memory-backend-file', "
+                             "'id': 'mem1', 'size': 134217728, "
+                             "'mem-path': %s, 'share': true } }", p1);
+    qtest_qmp_assert_success(qts, "{ 'execute': 'device_add', 'arguments': "
+                             "{ 'driver': 'pc-dimm', 'id': 'dimm1', "
+                             "'memdev': 'mem1' } }");
+    g_assert_cmpint(truncate(p1, 0), ==, 0);
+    ev = wait_fault(qts);
+    data = qdict_get_qdict(ev, "data");
+    g_assert_cmpstr(qdict_get_str(data, "block"), ==, "mem1");
+    g_assert_cmpstr(qdict_get_str(data, "path"), ==, "backing-watch");
+    mapped = mtree_ranges(qts, "mem1", 0, 134217728);
+    g_assert_cmpuint(mapped->len, ==, 2);
+    g_assert_cmphex(g_array_index(mapped, uint64_t, 0), >=, 0x100000000ULL);
+    assert_lost(data, (uint64_t *)mapped->data, mapped->len);
+    qobject_unref(ev);
+    assert_stopped(qts);
+    qtest_quit(qts);
+    unlink(p1);
+    unlink(p2);
+}
+
+int main(int argc, char **argv)
+{
+    static const char *const accels[] = { "kvm", "tcg" };
+    static const char *const uris[] = { "file", "exec" };
+    static const int smps[] = { 1, 2, 4 };
+    g_autoptr(GError) err = NULL;
+    int ret;
+
+    g_test_init(&argc, &argv, NULL);
+    work_dir = g_dir_make_tmp("memory-loss-test-XXXXXX", &err);
+    g_assert_no_error(err);
+
+    for (int a = 0; a < ARRAY_SIZE(accels); a++) {
+        const char *ac = accels[a];
+        static const struct {
+            const char *name;
+            GTestDataFunc fn;
+        } simple[] = {
+            { "migrate-finds-loss", test_migrate_finds_loss },
+            { "snapshot-save", test_snapshot_after_loss },
+            { "dump", test_dump_after_loss },
+            { "second-read", test_second_read },
+            { "reset-reruns", test_reset_reruns },
+            { "reset-still-lost", test_reset_still_lost },
+            { "watch-rearms", test_watch_rearms },
+        };
+
+        for (int s = 0; s < ARRAY_SIZE(smps); s++) {
+            StickyCase *c = g_new0(StickyCase, 1);
+            g_autofree char *p = NULL;
+
+            c->accel = ac;
+            c->smp = smps[s];
+            p = g_strdup_printf("/x86/memory-loss/%s/sticky-stop/smp%d", ac,
+                                smps[s]);
+            qtest_add_data_func_full(p, c, test_sticky_stop, g_free);
+        }
+        for (int u = 0; u < ARRAY_SIZE(uris); u++) {
+            MigrateCase *c = g_new0(MigrateCase, 1);
+            g_autofree char *p = NULL;
+
+            c->accel = ac;
+            c->uri_kind = uris[u];
+            p = g_strdup_printf("/x86/memory-loss/%s/migrate-%s", ac,
+                                uris[u]);
+            qtest_add_data_func_full(p, c, test_migrate_after_loss, g_free);
+        }
+        for (int i = 0; i < ARRAY_SIZE(simple); i++) {
+            g_autofree char *p = g_strdup_printf("/x86/memory-loss/%s/%s",
+                                                 ac, simple[i].name);
+
+            qtest_add_data_func(p, ac, simple[i].fn);
+        }
+    }
+    qtest_add_func("/x86/memory-loss/ranges/pc", test_ranges_pc);
+    qtest_add_func("/x86/memory-loss/ranges/q35", test_ranges_q35);
+    qtest_add_func("/x86/memory-loss/memfd-no-warning",
+                   test_memfd_no_warning);
+    qtest_add_func("/x86/memory-loss/hotplug", test_hotplug);
+
+    ret = g_test_run();
+    rmdir(work_dir);
+    return ret;
+}
