@@ -9,8 +9,9 @@
  *   the guest does (no RESET, no SHUTDOWN, cont refused), with exactly
  *   one GUEST_MEMORY_FAULT;
  * - nothing fabricated: migration to file: and exec:, snapshot-save,
- *   dump-guest-memory, pmemsave/memsave (twice) and HMP xp fail on lost
- *   RAM and name it, the source VM stays stopped;
+ *   dump-guest-memory, pmemsave/memsave (again and again) and HMP xp
+ *   fail on lost RAM and name it, qtest reads give all ones, the source
+ *   VM stays stopped;
  * - one report per incident: a migration pass over a truncated backing
  *   that QEMU had not noticed gives one event and one report line;
  * - reset: after a fault found through a KVM MMIO exit, system_reset
@@ -465,6 +466,11 @@ static void test_second_read(const void *opaque)
         if (i == 0) {
             qobject_unref(wait_fault(vm->qts));
         }
+    }
+    /* qtest reads: all ones, every time, never the stand-in zeros. */
+    for (int i = 0; i < 2; i++) {
+        g_assert_cmphex(qtest_readl(vm->qts, TARGET), ==, UINT32_MAX);
+        g_assert_cmphex(qtest_readb(vm->qts, TARGET + 7), ==, UINT8_MAX);
     }
     xp = qtest_hmp(vm->qts, "xp /4x 0x%x", TARGET);
     g_assert_nonnull(strstr(xp, "Cannot access memory"));
