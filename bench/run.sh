@@ -37,3 +37,5 @@ else
 fi
 "$PYTHON" truncation_latency.py --patched "$patched" --pristine "$pristine" \
     --image "$image" --accel "$accel"
+"$PYTHON" incident_reports.py --patched "$patched" --pristine "$pristine" \
+    --image "$image" --accel "$accel"

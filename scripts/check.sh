@@ -17,6 +17,7 @@ set -uo pipefail
 PROJECT_QTESTS=(
     guest-modes-test    # the test guest reaches every CPU mode, KVM and TCG
     memory-fault-test   # one report for every guest-memory fault
+    memory-loss-test    # after it: sticky stop, lost pages stay lost, reset
     private-memory-test # guest_memfd RAM, sw-protected-vm (real or model)
     tdx-populate-test   # TDX launch and population (real or contract layer)
 )

@@ -513,9 +513,15 @@ static void system_reset(QTestState *qts)
  * SIGBUS on TCG): reported.  The backing is made whole, management
  * resets: the firmware runs again from the reset vector, to the end.
  */
+typedef struct ResetCase {
+    const char *accel;
+    uint32_t op;
+} ResetCase;
+
 static void test_reset_reruns(const void *opaque)
 {
-    const char *accel = opaque;
+    const ResetCase *c = opaque;
+    const char *accel = c->accel;
     g_autofree char *path = ram_file("ram-reset");
     g_autofree char *con = NULL, *status = NULL;
     GuestVM *vm;
@@ -523,7 +529,7 @@ static void test_reset_reruns(const void *opaque)
     if (!accel_ok(accel)) {
         return;
     }
-    vm = start_file_vm(accel, path, false, NULL, GUEST_OP_READ, TARGET, 0);
+    vm = start_file_vm(accel, path, false, NULL, c->op, TARGET, 16);
     g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
     guest_vm_resume(vm);
     qobject_unref(wait_fault(vm->qts));
@@ -533,6 +539,8 @@ static void test_reset_reruns(const void *opaque)
     clear_guest_marks(vm);
     system_reset(vm->qts);
     g_assert_cmpstr(run_status(vm->qts, &status), ==, "prelaunch");
+    /* The page is back (a hole: zeros); give the fetch its "ret". */
+    qtest_writeb(vm->qts, TARGET, 0xc3);
     guest_vm_resume(vm);
     g_assert_true(guest_vm_wait_done(vm, 20000));
     g_assert_cmphex(qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_OP_DONE), ==,
@@ -830,6 +838,15 @@ int main(int argc, char **argv)
     static const char *const accels[] = { "kvm", "tcg" };
     static const char *const uris[] = { "file", "exec" };
     static const int smps[] = { 1, 2, 4 };
+    static const struct {
+        const char *name;
+        uint32_t op;
+    } reset_ops[] = {
+        { "read", GUEST_OP_READ },
+        { "write", GUEST_OP_WRITE },
+        { "insb", GUEST_OP_INSB },
+        { "fetch", GUEST_OP_FETCH },
+    };
     g_autoptr(GError) err = NULL;
     int ret;
 
@@ -847,7 +864,6 @@ int main(int argc, char **argv)
             { "snapshot-save", test_snapshot_after_loss },
             { "dump", test_dump_after_loss },
             { "second-read", test_second_read },
-            { "reset-reruns", test_reset_reruns },
             { "reset-still-lost", test_reset_still_lost },
             { "watch-rearms", test_watch_rearms },
         };
@@ -871,6 +887,16 @@ int main(int argc, char **argv)
             p = g_strdup_printf("/x86/memory-loss/%s/migrate-%s", ac,
                                 uris[u]);
             qtest_add_data_func_full(p, c, test_migrate_after_loss, g_free);
+        }
+        for (int o = 0; o < ARRAY_SIZE(reset_ops); o++) {
+            ResetCase *c = g_new0(ResetCase, 1);
+            g_autofree char *p = NULL;
+
+            c->accel = ac;
+            c->op = reset_ops[o].op;
+            p = g_strdup_printf("/x86/memory-loss/%s/reset-reruns/%s", ac,
+                                reset_ops[o].name);
+            qtest_add_data_func_full(p, c, test_reset_reruns, g_free);
         }
         for (int i = 0; i < ARRAY_SIZE(simple); i++) {
             g_autofree char *p = g_strdup_printf("/x86/memory-loss/%s/%s",

@@ -628,6 +628,46 @@ static void test_swp_implicit_conversion(void)
     guest_vm_free(vm);
 }
 
+/*
+ * A healthy guest: a shared access to a private page is converted (an
+ * implicit conversion), the guest makes the page private again with
+ * MapGPA, and touches it as shared again.  The second memory-fault exit
+ * is the same gpa, size and flags as the first, but a conversion came in
+ * between: it is converted again, not stopped as a conversion loop.
+ */
+static void test_swp_convert_back_and_fault_again(void)
+{
+    g_autofree char *err = NULL;
+    g_autofree char *b_shared = attr_line(PAGE_B, 0);
+    g_autofree char *b_private = attr_line(PAGE_B,
+                                           KVM_MEMORY_ATTRIBUTE_PRIVATE);
+    GuestVM *vm;
+
+    if (!swp_usable()) {
+        return;
+    }
+    vm = start_swp_vm("memory-fault", PAGE_B);
+    qtest_writel(vm->qts, PAGE_B, HOST_B);
+    script_step(vm, 0, STEP_READ32, PAGE_B, 0);         /* fault, shared */
+    script_step(vm, 1, STEP_MAP_PRIVATE, PAGE_B, 1);
+    script_step(vm, 2, STEP_READ32, PAGE_B, 0);         /* the same fault */
+    script_step(vm, 3, STEP_END, 0, 0);
+    start_script(vm);
+    wait_guest_done(vm);
+    g_assert_cmpuint(qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_STEPS_DONE),
+                     ==, 3);
+    g_assert_cmphex(step_result(vm, 0), ==, HOST_B);
+    g_assert_cmphex(step_result(vm, 1), ==, 0);
+    /* Made private in between: the shared copy was discarded. */
+    g_assert_cmphex(step_result(vm, 2), ==, 0);
+    g_assert_null(qtest_qmp_event_ref(vm->qts, "GUEST_MEMORY_FAULT"));
+    err = guest_vm_stderr(vm);
+    g_assert_cmpuint(count_lines(err, b_shared), ==, 2);
+    g_assert_cmpuint(count_lines(err, b_private), ==, 1);
+    g_assert_null(strstr(err, "Bad address"));
+    guest_vm_free(vm);
+}
+
 static void test_swp_refused(void)
 {
     g_autofree char *err = NULL;
@@ -694,6 +734,9 @@ int main(int argc, char **argv)
                    test_gmem_ram_errors);
     qtest_add_func("/x86/private-memory/guest-memfd-ram/contract/old-kernel",
                    test_gmem_ram_old_kernel);
+    qtest_add_func("/x86/private-memory/sw-protected-vm/contract/"
+                   "convert-back-and-fault-again",
+                   test_swp_convert_back_and_fault_again);
     qtest_add_func("/x86/private-memory/sw-protected-vm/refused",
                    test_swp_refused);
     qtest_add_func("/x86/private-memory/sw-protected-vm/initial-layout",
