@@ -1019,12 +1019,18 @@ void guest_memory_fault_system_reset(bool guest)
  * by the kernel inside an ioctl such as KVM_RUN): bit 1 write, bit 4
  * instruction fetch.
  */
-static GuestMemoryAccess sigbus_access(void *ucontext)
+static GuestMemoryAccess sigbus_access(int code, void *ucontext)
 {
 #if defined(REG_ERR) && defined(REG_TRAPNO)  /* x86 hosts */
     ucontext_t *uc = ucontext;
 
-    if (uc && uc->uc_mcontext.gregs[REG_TRAPNO] == 14) {
+    /*
+     * Only a BUS_ADRERR comes from a page fault of this thread's own
+     * access; a signal sent by the kernel inside an ioctl (a poisoned page
+     * met in KVM_RUN) carries a stale trap number and error code.
+     */
+    if (uc && code == BUS_ADRERR &&
+        uc->uc_mcontext.gregs[REG_TRAPNO] == 14) {
         greg_t err = uc->uc_mcontext.gregs[REG_ERR];
 
         if (err & (1 << 4)) {
@@ -1098,7 +1104,7 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
             p->cpu_index = cpu ? cpu->cpu_index : -1;
             p->code = code;
             p->addr = addr;
-            p->access = sigbus_access(ucontext);
+            p->access = sigbus_access(code, ucontext);
             qatomic_store_release(&p->state, PENDING_READY);
             break;
         }
@@ -1135,16 +1141,16 @@ static bool take_pending(int cpu_index, bool any_cpu, GuestMemoryFault *f)
         ram_addr_t offset;
         RAMBlock *prb;
 
-        if (qatomic_load_acquire(&p->state) != PENDING_READY ||
-            (!taken && !any_cpu && p->cpu_index != cpu_index)) {
-            continue;
-        }
-        prb = qemu_ram_block_from_host(p->addr, false, &offset);
-        if (taken && prb != rb) {
-            continue;
-        }
         if (qatomic_cmpxchg(&p->state, PENDING_READY, PENDING_TAKING) !=
             PENDING_READY) {
+            continue;
+        }
+        /* Ours now: nobody else reads or refills it until EMPTY. */
+        prb = qemu_ram_block_from_host(p->addr, false, &offset);
+        if ((!taken && !any_cpu && p->cpu_index != cpu_index) ||
+            (taken && prb != rb)) {
+            /* Another vCPU's, or another block's: leave it. */
+            qatomic_store_release(&p->state, PENDING_READY);
             continue;
         }
         if (!taken) {

@@ -243,6 +243,10 @@ void kvm_memory_fault_complete_exit(CPUState *cpu)
     int ret;
 
     kvm_cpu_synchronize_state(cpu);
+    if (!kvm_check_extension(kvm_state, KVM_CAP_IMMEDIATE_EXIT)) {
+        /* Without it KVM_RUN would run the guest: leave the exit be. */
+        return;
+    }
     qatomic_set(&run->immediate_exit, 1);
     ret = kvm_vcpu_ioctl(cpu, KVM_RUN, 0);
     qatomic_set(&run->immediate_exit, 0);
