@@ -1048,12 +1048,12 @@ static void hold_vcpu_from_signal(CPUState *cpu)
 {
     const AccelOpsClass *ops = cpus_get_accel();
 
+    qatomic_set(&cpu->stop, true);
     if (ops && ops->exit_vcpu_from_signal) {
         ops->exit_vcpu_from_signal(cpu);
     } else {
         qatomic_store_release(&cpu->exit_request, true);
     }
-    qatomic_set(&cpu->stop, true);
 }
 
 bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
