@@ -80,6 +80,8 @@ typedef struct PendingFault {
 
 static PendingFault pending[PENDING_SLOTS];
 static unsigned pending_overflow;
+/* Slots READY or being filled: zero on every exit but a fault's. */
+static unsigned pending_busy;
 
 static unsigned fault_count;
 static QEMUBH *report_bh;
@@ -1101,6 +1103,7 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
 
         if (qatomic_cmpxchg(&p->state, PENDING_EMPTY, PENDING_FILLING) ==
             PENDING_EMPTY) {
+            qatomic_inc(&pending_busy);
             p->cpu_index = cpu ? cpu->cpu_index : -1;
             p->code = code;
             p->addr = addr;
@@ -1112,6 +1115,7 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
     if (i == PENDING_SLOTS) {
         /* Marked lost and counted: the report still covers it. */
         qatomic_inc(&pending_overflow);
+        qatomic_inc(&pending_busy);
     }
     if (cpu) {
         hold_vcpu_from_signal(cpu);
@@ -1136,12 +1140,17 @@ static bool take_pending(int cpu_index, bool any_cpu, GuestMemoryFault *f)
     bool taken = false;
     RAMBlock *rb = NULL;
 
+    /* The KVM run loop asks on every exit: one load when nothing is. */
+    if (likely(!qatomic_read(&pending_busy))) {
+        return false;
+    }
     for (int i = 0; i < PENDING_SLOTS; i++) {
         PendingFault *p = &pending[i];
         ram_addr_t offset;
         RAMBlock *prb;
 
-        if (qatomic_cmpxchg(&p->state, PENDING_READY, PENDING_TAKING) !=
+        if (qatomic_read(&p->state) != PENDING_READY ||
+            qatomic_cmpxchg(&p->state, PENDING_READY, PENDING_TAKING) !=
             PENDING_READY) {
             continue;
         }
@@ -1167,9 +1176,13 @@ static bool take_pending(int cpu_index, bool any_cpu, GuestMemoryFault *f)
             f->count++;
         }
         qatomic_store_release(&p->state, PENDING_EMPTY);
+        qatomic_dec(&pending_busy);
     }
     if (taken) {
-        f->count += qatomic_xchg(&pending_overflow, 0);
+        unsigned overflow = qatomic_xchg(&pending_overflow, 0);
+
+        f->count += overflow;
+        qatomic_sub(&pending_busy, overflow);
     }
     return taken;
 }

@@ -212,59 +212,13 @@ static bool str_has_line_prefix(const char *text, const char *prefix)
 }
 
 /*
- * Where [@start, @end) of RAM block @block appears in the guest-physical
- * address space, read from "info mtree -f" (the flat view of address
- * space "memory"): pairs of (gpa, size), in address order.
- */
-static GArray *mtree_ranges(QTestState *qts, const char *block,
-                            uint64_t start, uint64_t end)
-{
-    g_autofree char *text = qtest_hmp(qts, "info mtree -f");
-    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
-    g_autofree char *tag = g_strdup_printf("): %s", block);
-    GArray *pairs = g_array_new(false, false, sizeof(uint64_t));
-    bool in_memory = false;
-
-    for (int i = 0; lines[i]; i++) {
-        const char *l = lines[i];
-        uint64_t lo, hi, off = 0, a, b;
-        const char *at, *t;
-
-        if (g_str_has_prefix(l, "FlatView")) {
-            in_memory = false;
-        } else if (strstr(l, "AS \"memory\"")) {
-            in_memory = true;
-        }
-        t = strstr(l, tag);
-        if (!in_memory || !t ||
-            !strchr(" \r", t[strlen(tag)]) ||
-            sscanf(l, " %" SCNx64 "-%" SCNx64, &lo, &hi) != 2) {
-            continue;
-        }
-        at = strchr(t, '@');
-        if (at) {
-            off = g_ascii_strtoull(at + 1, NULL, 16);
-        }
-        a = MAX(start, off);
-        b = MIN(end, off + (hi - lo + 1));
-        if (a < b) {
-            uint64_t gpa = lo + (a - off), size = b - a;
-
-            g_array_append_val(pairs, gpa);
-            g_array_append_val(pairs, size);
-        }
-    }
-    return pairs;
-}
-
-/*
  * The event's "lost" ranges are exactly where the lost part [@start,
  * @end) of ram0 appears in the memory map (holes excluded, every alias).
  */
 static void assert_lost_as_mapped(QTestState *qts, QDict *data,
                                   uint64_t start, uint64_t end)
 {
-    g_autoptr(GArray) want = mtree_ranges(qts, "ram0", start, end);
+    g_autoptr(GArray) want = guest_mtree_ranges(qts, "ram0", start, end);
     QList *lost = qdict_get_qlist(data, "lost");
     QListEntry *e;
     guint i = 0;
@@ -346,25 +300,6 @@ static QDict *wait_fault_or_done(GuestVM *vm, unsigned timeout_ms)
         g_usleep(2000);
     } while (g_get_monotonic_time() < deadline);
     g_assert_not_reached();     /* neither a report nor the guest: a hang */
-}
-
-/* Wait for event @name for up to @timeout_ms; NULL if it never came. */
-static QDict *wait_event(QTestState *qts, const char *name,
-                         unsigned timeout_ms)
-{
-    gint64 deadline = g_get_monotonic_time() + timeout_ms * 1000LL;
-    QDict *ev, *rsp;
-
-    do {
-        rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
-        qobject_unref(rsp);
-        ev = qtest_qmp_event_ref(qts, name);
-        if (ev) {
-            return ev;
-        }
-        g_usleep(2000);
-    } while (g_get_monotonic_time() < deadline);
-    return NULL;
 }
 
 static const char *expected_access(const FaultCase *c)
@@ -547,7 +482,7 @@ static void test_guest_fault(const void *opaque)
     qobject_unref(ev);
 
     /* The VM stops (after the event), QEMU is alive and answers. */
-    qobject_unref(wait_event(vm->qts, "STOP", 10000));
+    qobject_unref(guest_qmp_wait_event(vm->qts, "STOP", 10000));
     assert_vm_internal_error(vm->qts);
     /*
      * The vCPU never completed the access: KVM does not, and TCG leaves
@@ -617,7 +552,7 @@ static GuestVM *start_contract_vm(const char *mode, uint64_t gpa,
 /* Wait for the report; check the fields every path knows. */
 static QDict *contract_report(GuestVM *vm, const char *path)
 {
-    QDict *ev = wait_event(vm->qts, "GUEST_MEMORY_FAULT", 10000);
+    QDict *ev = guest_qmp_wait_event(vm->qts, "GUEST_MEMORY_FAULT", 10000);
     QDict *data;
 
     g_assert_nonnull(ev);
@@ -626,7 +561,7 @@ static QDict *contract_report(GuestVM *vm, const char *path)
     g_assert_cmpstr(qdict_get_str(data, "accel"), ==, "kvm");
     g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, 0);
     g_assert_cmpstr(qdict_get_str(data, "access"), ==, "unknown");
-    qobject_unref(wait_event(vm->qts, "STOP", 10000));
+    qobject_unref(guest_qmp_wait_event(vm->qts, "STOP", 10000));
     assert_vm_internal_error(vm->qts);
     return ev;
 }
@@ -783,7 +718,7 @@ static void test_contract_emulation_failure_cpl3(void)
     }
     vm = start_contract_vm("emulation-failure-repeat", unassigned, false,
                            GUEST_MODE_USER64, &ram_path);
-    ev = wait_event(vm->qts, "STOP", 10000);
+    ev = guest_qmp_wait_event(vm->qts, "STOP", 10000);
     g_assert_nonnull(ev);
     qobject_unref(ev);
     assert_vm_internal_error(vm->qts);
@@ -862,7 +797,7 @@ static void test_qemu_access(const void *opaque)
         g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
                                               "desc"), "Bad address"));
         qobject_unref(rsp);
-        ev = wait_event(vm->qts, "DUMP_COMPLETED", 10000);
+        ev = guest_qmp_wait_event(vm->qts, "DUMP_COMPLETED", 10000);
         g_assert_nonnull(ev);
         data = qdict_get_qdict(qdict_get_qdict(ev, "data"), "result");
         g_assert_cmpstr(qdict_get_str(data, "status"), ==, "failed");
@@ -884,7 +819,7 @@ static void test_qemu_access(const void *opaque)
     }
     qobject_unref(rsp);
 
-    ev = wait_event(vm->qts, "GUEST_MEMORY_FAULT", 10000);
+    ev = guest_qmp_wait_event(vm->qts, "GUEST_MEMORY_FAULT", 10000);
     g_assert_nonnull(ev);
     data = qdict_get_qdict(ev, "data");
     g_assert_cmpstr(qdict_get_str(data, "path"), ==, "qemu-access");
@@ -963,7 +898,7 @@ static void test_backing_watch(const void *opaque)
     g_assert_true(guest_vm_wait_done(vm, 20000));
 
     g_assert_cmpint(truncate(ram_path, 0x100000), ==, 0);
-    ev = wait_event(vm->qts, "GUEST_MEMORY_FAULT", 10000);
+    ev = guest_qmp_wait_event(vm->qts, "GUEST_MEMORY_FAULT", 10000);
     g_assert_nonnull(ev);
     data = qdict_get_qdict(ev, "data");
     g_assert_cmpstr(qdict_get_str(data, "path"), ==, "backing-watch");
@@ -974,7 +909,7 @@ static void test_backing_watch(const void *opaque)
     g_assert_cmpstr(qdict_get_str(data, "detail"), ==,
                     "backing file truncated to 0x100000 bytes");
     qobject_unref(ev);
-    qobject_unref(wait_event(vm->qts, "STOP", 10000));
+    qobject_unref(guest_qmp_wait_event(vm->qts, "STOP", 10000));
     assert_vm_internal_error(vm->qts);
     guest_vm_free(vm);
     unlink(ram_path);

@@ -49,25 +49,6 @@ static char *ram_file(const char *name)
     return path;
 }
 
-/* Wait for event @name for up to @timeout_ms; NULL if it never came. */
-static QDict *wait_event(QTestState *qts, const char *name,
-                         unsigned timeout_ms)
-{
-    gint64 deadline = g_get_monotonic_time() + timeout_ms * 1000LL;
-    QDict *ev, *rsp;
-
-    do {
-        rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
-        qobject_unref(rsp);
-        ev = qtest_qmp_event_ref(qts, name);
-        if (ev) {
-            return ev;
-        }
-        g_usleep(2000);
-    } while (g_get_monotonic_time() < deadline);
-    return NULL;
-}
-
 /* How many events @name are queued now (they are consumed). */
 static int count_events(QTestState *qts, const char *name)
 {
@@ -120,10 +101,10 @@ static void assert_stopped(QTestState *qts)
 
 static QDict *wait_fault(QTestState *qts)
 {
-    QDict *ev = wait_event(qts, "GUEST_MEMORY_FAULT", 20000);
+    QDict *ev = guest_qmp_wait_event(qts, "GUEST_MEMORY_FAULT", 20000);
 
     g_assert_nonnull(ev);
-    qobject_unref(wait_event(qts, "STOP", 10000));
+    qobject_unref(guest_qmp_wait_event(qts, "STOP", 10000));
     return ev;
 }
 
@@ -323,7 +304,7 @@ static void test_migrate_finds_loss(const void *opaque)
     status = migration_end(vm->qts, &desc);
     g_assert_cmpstr(status, ==, "failed");
     g_assert_nonnull(strstr(desc, LOST_WORDS));
-    ev = wait_event(vm->qts, "GUEST_MEMORY_FAULT", 10000);
+    ev = guest_qmp_wait_event(vm->qts, "GUEST_MEMORY_FAULT", 10000);
     g_assert_nonnull(ev);
     g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"), "path"), ==,
                     "qemu-access");
@@ -505,7 +486,7 @@ static void clear_guest_marks(GuestVM *vm)
 static void system_reset(QTestState *qts)
 {
     qtest_qmp_assert_success(qts, "{ 'execute': 'system_reset' }");
-    qobject_unref(wait_event(qts, "RESET", 10000));
+    qobject_unref(guest_qmp_wait_event(qts, "RESET", 10000));
 }
 
 /*
@@ -629,51 +610,6 @@ static void test_watch_rearms(const void *opaque)
 
 /* --- guest-physical ranges --- */
 
-/*
- * Where [@start, @end) of RAM block @block appears in the guest-physical
- * address space, read from "info mtree -f" (the flat view of address
- * space "memory"): pairs of (gpa, size), in address order.
- */
-static GArray *mtree_ranges(QTestState *qts, const char *block,
-                            uint64_t start, uint64_t end)
-{
-    g_autofree char *text = qtest_hmp(qts, "info mtree -f");
-    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
-    g_autofree char *tag = g_strdup_printf("): %s", block);
-    GArray *pairs = g_array_new(false, false, sizeof(uint64_t));
-    bool in_memory = false;
-
-    for (int i = 0; lines[i]; i++) {
-        const char *l = lines[i];
-        uint64_t lo, hi, off = 0, a, b;
-        const char *at, *t;
-
-        if (g_str_has_prefix(l, "FlatView")) {
-            in_memory = false;
-        } else if (strstr(l, "AS \"memory\"")) {
-            in_memory = true;
-        }
-        t = strstr(l, tag);
-        if (!in_memory || !t || !strchr(" \r", t[strlen(tag)]) ||
-            sscanf(l, " %" SCNx64 "-%" SCNx64, &lo, &hi) != 2) {
-            continue;
-        }
-        at = strchr(t, '@');
-        if (at) {
-            off = g_ascii_strtoull(at + 1, NULL, 16);
-        }
-        a = MAX(start, off);
-        b = MIN(end, off + (hi - lo + 1));
-        if (a < b) {
-            uint64_t gpa = lo + (a - off), size = b - a;
-
-            g_array_append_val(pairs, gpa);
-            g_array_append_val(pairs, size);
-        }
-    }
-    return pairs;
-}
-
 /* The event's "lost" ranges are exactly @want (pairs). */
 static void assert_lost(QDict *data, const uint64_t *want, guint n)
 {
@@ -722,7 +658,7 @@ static void test_ranges_q35(void)
     g_assert_cmphex(qdict_get_uint(data, "gpa"), ==, 0x40000000);
     g_assert_cmphex(qdict_get_uint(data, "size"), ==, 0x40000000);
     assert_lost(data, want, ARRAY_SIZE(want));
-    mapped = mtree_ranges(qts, "ram0", 0x40000000, 0x100000000ULL);
+    mapped = guest_mtree_ranges(qts, "ram0", 0x40000000, 0x100000000ULL);
     assert_lost(data, (uint64_t *)mapped->data, mapped->len);
     qobject_unref(ev);
     assert_stopped(qts);
@@ -750,7 +686,7 @@ static void test_ranges_pc(void)
     g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
     ev = wait_fault(qts);
     data = qdict_get_qdict(ev, "data");
-    mapped = mtree_ranges(qts, "ram0", KEEP_SIZE, RAM_SIZE);
+    mapped = guest_mtree_ranges(qts, "ram0", KEEP_SIZE, RAM_SIZE);
     /* Below 1 MiB the legacy ROM area, then the rest from 1 MiB. */
     g_assert_cmpuint(mapped->len, >=, 4);
     g_assert_cmphex(g_array_index(mapped, uint64_t, 0), ==, KEEP_SIZE);
@@ -822,7 +758,7 @@ static void test_hotplug(void)
     data = qdict_get_qdict(ev, "data");
     g_assert_cmpstr(qdict_get_str(data, "block"), ==, "mem1");
     g_assert_cmpstr(qdict_get_str(data, "path"), ==, "backing-watch");
-    mapped = mtree_ranges(qts, "mem1", 0, 134217728);
+    mapped = guest_mtree_ranges(qts, "mem1", 0, 134217728);
     g_assert_cmpuint(mapped->len, ==, 2);
     g_assert_cmphex(g_array_index(mapped, uint64_t, 0), >=, 0x100000000ULL);
     assert_lost(data, (uint64_t *)mapped->data, mapped->len);

@@ -6,6 +6,7 @@
 
 #include "qemu/osdep.h"
 #include "libqtest.h"
+#include "qobject/qdict.h"
 #include "guest-qtest.h"
 #include "guest/guest-image.h"
 
@@ -125,6 +126,65 @@ char *guest_vm_debugcon(GuestVM *vm)
     g_file_get_contents(vm->debugcon_path, &text, NULL, &err);
     g_assert_no_error(err);
     return text;
+}
+
+QDict *guest_qmp_wait_event(QTestState *qts, const char *name,
+                            unsigned timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + timeout_ms * 1000LL;
+    QDict *ev, *rsp;
+
+    do {
+        rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
+        qobject_unref(rsp);
+        ev = qtest_qmp_event_ref(qts, name);
+        if (ev) {
+            return ev;
+        }
+        g_usleep(2000);
+    } while (g_get_monotonic_time() < deadline);
+    return NULL;
+}
+
+GArray *guest_mtree_ranges(QTestState *qts, const char *block,
+                           uint64_t start, uint64_t end)
+{
+    g_autofree char *text = qtest_hmp(qts, "info mtree -f");
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    g_autofree char *tag = g_strdup_printf("): %s", block);
+    GArray *pairs = g_array_new(false, false, sizeof(uint64_t));
+    bool in_memory = false;
+
+    for (int i = 0; lines[i]; i++) {
+        const char *l = lines[i];
+        uint64_t lo, hi, off = 0, a, b;
+        const char *at, *t;
+
+        if (g_str_has_prefix(l, "FlatView")) {
+            in_memory = false;
+        } else if (strstr(l, "AS \"memory\"")) {
+            in_memory = true;
+        }
+        /* "  <lo>-<hi> (prio 0, ram): <block>[ @<offset>][ KVM]" */
+        t = strstr(l, tag);
+        if (!in_memory || !t || !strchr(" \r", t[strlen(tag)]) ||
+            sscanf(l, " %" SCNx64 "-%" SCNx64, &lo, &hi) != 2) {
+            continue;
+        }
+        at = strchr(t, '@');
+        if (at) {
+            off = g_ascii_strtoull(at + 1, NULL, 16);
+        }
+        a = MAX(start, off);
+        b = MIN(end, off + (hi - lo + 1));
+        if (a < b) {
+            uint64_t gpa = lo + (a - off), size = b - a;
+
+            g_array_append_val(pairs, gpa);
+            g_array_append_val(pairs, size);
+        }
+    }
+    return pairs;
 }
 
 void guest_vm_free(GuestVM *vm)

@@ -72,6 +72,23 @@ bool guest_vm_wait_done(GuestVM *vm, unsigned timeout_ms);
 /* Everything the guest has written to its debug console so far. */
 char *guest_vm_debugcon(GuestVM *vm);
 
+/*
+ * Wait up to @timeout_ms for QMP event @name (polling with query-status,
+ * which also collects events).  Returns the event, or NULL if it never
+ * came, so that a test fails instead of hanging.
+ */
+QDict *guest_qmp_wait_event(QTestState *qts, const char *name,
+                            unsigned timeout_ms);
+
+/*
+ * Where [@start, @end) of RAM block @block appears in the guest-physical
+ * address space, read from "info mtree -f" (the flat view of address
+ * space "memory"): a GArray of uint64_t pairs (gpa, size), in address
+ * order.
+ */
+GArray *guest_mtree_ranges(QTestState *qts, const char *block,
+                           uint64_t start, uint64_t end);
+
 /* Quit QEMU and remove the temporary files. */
 void guest_vm_free(GuestVM *vm);
 
