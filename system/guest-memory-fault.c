@@ -83,7 +83,6 @@ static unsigned pending_overflow;
 /* Slots READY or being filled: zero on every exit but a fault's. */
 static unsigned pending_busy;
 
-static unsigned fault_count;
 static QEMUBH *report_bh;
 
 /* From the first report until a reset by management. */
@@ -123,11 +122,6 @@ void guest_memory_fault_cleanup(GuestMemoryFault *f)
     g_free(f->cause_detail);
     f->backing_path = NULL;
     f->cause_detail = NULL;
-}
-
-unsigned guest_memory_fault_count(void)
-{
-    return qatomic_read(&fault_count);
 }
 
 bool guest_memory_fault_holds_stop(void)
@@ -1088,15 +1082,18 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
     offset = QEMU_ALIGN_DOWN(offset, page);
     page_addr = (void *)QEMU_ALIGN_DOWN((uintptr_t)addr, page);
     mark_lost(rb, offset, offset + page);
-    if (block_truncated_at(rb, &trunc, &size)) {
-        /* Everything past the end of the file is gone too. */
+    if (block_truncated_at(rb, &trunc, &size) &&
+        !test_bit(trunc / page, rb->memory_loss->lost)) {
+        /*
+         * Everything past the end of the file is gone too; once marked,
+         * the next faults of a pass over the tail need not mark it again.
+         */
         mark_lost(rb, trunc, rb->used_length);
     }
     if (mmap(page_addr, page, PROT_READ | PROT_WRITE,
              MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED) {
         return false;
     }
-    qatomic_inc(&fault_count);
 
     for (i = 0; i < PENDING_SLOTS; i++) {
         PendingFault *p = &pending[i];

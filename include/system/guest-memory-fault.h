@@ -131,9 +131,6 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
 bool guest_memory_fault_take_pending(CPUState *cpu, GuestMemoryFault *f);
 
 #ifdef CONFIG_LINUX
-/* Number of guest-memory faults seen so far (for QEMU's own accesses). */
-unsigned guest_memory_fault_count(void);
-
 /*
  * True while a guest-memory fault holds the VM stopped: from the report
  * until management resets the VM.  Guest-originated resets, shutdowns
@@ -172,10 +169,6 @@ bool guest_memory_check_lost(RAMBlock *rb, Error **errp);
  */
 bool guest_memory_check_gpa_range(hwaddr gpa, hwaddr len, Error **errp);
 #else
-static inline unsigned guest_memory_fault_count(void)
-{
-    return 0;
-}
 static inline bool guest_memory_fault_holds_stop(void)
 {
     return false;
