@@ -238,23 +238,6 @@ static void assert_lost_as_mapped(QTestState *qts, QDict *data,
     g_assert_cmpuint(i, ==, want->len);
 }
 
-static void assert_vm_internal_error(QTestState *qts)
-{
-    QDict *rsp, *ret;
-
-    rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
-    ret = qdict_get_qdict(rsp, "return");
-    g_assert(ret);
-    g_assert_cmpstr(qdict_get_str(ret, "status"), ==, "internal-error");
-    g_assert_false(qdict_get_bool(ret, "running"));
-    qobject_unref(rsp);
-
-    /* It must not run again without a reset. */
-    rsp = qtest_qmp(qts, "{ 'execute': 'cont' }");
-    g_assert(qdict_haskey(rsp, "error"));
-    qobject_unref(rsp);
-}
-
 /* Still running, and no GUEST_MEMORY_FAULT so far. */
 static void assert_vm_running_without_fault(QTestState *qts)
 {
@@ -483,7 +466,7 @@ static void test_guest_fault(const void *opaque)
 
     /* The VM stops (after the event), QEMU is alive and answers. */
     qobject_unref(guest_qmp_wait_event(vm->qts, "STOP", 10000));
-    assert_vm_internal_error(vm->qts);
+    guest_vm_assert_internal_error(vm->qts);
     /*
      * The vCPU never completed the access: KVM does not, and TCG leaves
      * the translation block at the faulting instruction.
@@ -562,7 +545,7 @@ static QDict *contract_report(GuestVM *vm, const char *path)
     g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, 0);
     g_assert_cmpstr(qdict_get_str(data, "access"), ==, "unknown");
     qobject_unref(guest_qmp_wait_event(vm->qts, "STOP", 10000));
-    assert_vm_internal_error(vm->qts);
+    guest_vm_assert_internal_error(vm->qts);
     return ev;
 }
 
@@ -721,7 +704,7 @@ static void test_contract_emulation_failure_cpl3(void)
     ev = guest_qmp_wait_event(vm->qts, "STOP", 10000);
     g_assert_nonnull(ev);
     qobject_unref(ev);
-    assert_vm_internal_error(vm->qts);
+    guest_vm_assert_internal_error(vm->qts);
     g_assert_cmpuint(qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_STAGE), ==,
                      GUEST_MODE_USER64);
     g_assert_null(qtest_qmp_event_ref(vm->qts, "GUEST_MEMORY_FAULT"));
@@ -830,7 +813,7 @@ static void test_qemu_access(const void *opaque)
     g_assert_cmphex(qdict_get_uint(data, "offset"), ==, gpa);
     g_assert_cmpstr(qdict_get_str(data, "cause"), ==, "backing-truncated");
     qobject_unref(ev);
-    assert_vm_internal_error(vm->qts);
+    guest_vm_assert_internal_error(vm->qts);
 
     err_text = guest_vm_stderr(vm);
     g_assert_true(str_has_line(err_text, first));
@@ -910,7 +893,7 @@ static void test_backing_watch(const void *opaque)
                     "backing file truncated to 0x100000 bytes");
     qobject_unref(ev);
     qobject_unref(guest_qmp_wait_event(vm->qts, "STOP", 10000));
-    assert_vm_internal_error(vm->qts);
+    guest_vm_assert_internal_error(vm->qts);
     guest_vm_free(vm);
     unlink(ram_path);
 }

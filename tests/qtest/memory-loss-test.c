@@ -64,17 +64,6 @@ static int count_events(QTestState *qts, const char *name)
     return n;
 }
 
-static int count_lines(const char *text, const char *line)
-{
-    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
-    int n = 0;
-
-    for (int i = 0; lines[i]; i++) {
-        n += g_str_equal(lines[i], line);
-    }
-    return n;
-}
-
 static const char *run_status(QTestState *qts, char **buf)
 {
     QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
@@ -84,19 +73,6 @@ static const char *run_status(QTestState *qts, char **buf)
                                   "status"));
     qobject_unref(rsp);
     return *buf;
-}
-
-/* internal-error, and cont is refused. */
-static void assert_stopped(QTestState *qts)
-{
-    g_autofree char *status = NULL;
-    QDict *rsp;
-
-    g_assert_cmpstr(run_status(qts, &status), ==, "internal-error");
-    rsp = qtest_qmp(qts, "{ 'execute': 'cont' }");
-    g_assert(qdict_haskey(rsp, "error"));
-    qobject_unref(rsp);
-    g_assert_cmpstr(run_status(qts, &status), ==, "internal-error");
 }
 
 static QDict *wait_fault(QTestState *qts)
@@ -183,13 +159,13 @@ static void test_sticky_stop(const void *opaque)
         qobject_unref(ev);
         /* Time for whatever raced the stop to land. */
         g_usleep(100 * 1000);
-        assert_stopped(vm->qts);
+        guest_vm_assert_internal_error(vm->qts);
         g_assert_cmpint(count_events(vm->qts, "RESET"), ==, 0);
         g_assert_cmpint(count_events(vm->qts, "SHUTDOWN"), ==, 0);
         g_assert_cmpint(count_events(vm->qts, "SUSPEND"), ==, 0);
         g_assert_cmpint(count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
         err = guest_vm_stderr(vm);
-        g_assert_cmpint(count_lines(err, first), ==, 1);
+        g_assert_cmpuint(guest_count_lines(err, first), ==, 1);
         guest_vm_free(vm);
         unlink(path);
     }
@@ -269,7 +245,7 @@ static void test_migrate_after_loss(const void *opaque)
     status = migration_end(vm->qts, &desc);
     g_assert_cmpstr(status, ==, "failed");
     g_assert_nonnull(strstr(desc, LOST_WORDS));
-    assert_stopped(vm->qts);
+    guest_vm_assert_internal_error(vm->qts);
     guest_vm_free(vm);
     unlink(path);
     unlink(out);
@@ -310,10 +286,10 @@ static void test_migrate_finds_loss(const void *opaque)
                     "qemu-access");
     qobject_unref(ev);
     g_usleep(200 * 1000);
-    assert_stopped(vm->qts);
+    guest_vm_assert_internal_error(vm->qts);
     g_assert_cmpint(count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
     err = guest_vm_stderr(vm);
-    g_assert_cmpint(count_lines(err, first), ==, 1);
+    g_assert_cmpuint(guest_count_lines(err, first), ==, 1);
     guest_vm_free(vm);
     unlink(path);
     unlink(out);
@@ -381,7 +357,7 @@ static void test_snapshot_after_loss(const void *opaque)
     err = job_end(vm->qts, "s0");
     g_assert_nonnull(err);
     g_assert_nonnull(strstr(err, LOST_WORDS));
-    assert_stopped(vm->qts);
+    guest_vm_assert_internal_error(vm->qts);
     guest_vm_free(vm);
     unlink(path);
     unlink(disk);
@@ -407,7 +383,7 @@ static void test_dump_after_loss(const void *opaque)
     g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
                                           "desc"), LOST_WORDS));
     qobject_unref(rsp);
-    assert_stopped(vm->qts);
+    guest_vm_assert_internal_error(vm->qts);
     guest_vm_free(vm);
     unlink(path);
     unlink(out);
@@ -456,7 +432,7 @@ static void test_second_read(const void *opaque)
     xp = qtest_hmp(vm->qts, "xp /4x 0x%x", TARGET);
     g_assert_nonnull(strstr(xp, "Cannot access memory"));
     g_assert_cmpint(count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
-    assert_stopped(vm->qts);
+    guest_vm_assert_internal_error(vm->qts);
     guest_vm_free(vm);
     unlink(path);
     unlink(out);
@@ -514,7 +490,7 @@ static void test_reset_reruns(const void *opaque)
     g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
     guest_vm_resume(vm);
     qobject_unref(wait_fault(vm->qts));
-    assert_stopped(vm->qts);
+    guest_vm_assert_internal_error(vm->qts);
 
     g_assert_cmpint(truncate(path, RAM_SIZE), ==, 0);
     clear_guest_marks(vm);
@@ -570,7 +546,7 @@ static void test_reset_still_lost(const void *opaque)
     g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "cpu-index"),
                     ==, 0);
     qobject_unref(ev);
-    assert_stopped(vm->qts);
+    guest_vm_assert_internal_error(vm->qts);
     guest_vm_free(vm);
     unlink(path);
     unlink(out);
@@ -602,7 +578,7 @@ static void test_watch_rearms(const void *opaque)
 
     g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
     qobject_unref(wait_fault(vm->qts));
-    assert_stopped(vm->qts);
+    guest_vm_assert_internal_error(vm->qts);
     guest_vm_free(vm);
     unlink(path);
     unlink(out);
@@ -661,7 +637,7 @@ static void test_ranges_q35(void)
     mapped = guest_mtree_ranges(qts, "ram0", 0x40000000, 0x100000000ULL);
     assert_lost(data, (uint64_t *)mapped->data, mapped->len);
     qobject_unref(ev);
-    assert_stopped(qts);
+    guest_vm_assert_internal_error(qts);
     qtest_quit(qts);
     g_assert_true(g_file_get_contents(errf, &err, NULL, NULL));
     g_assert_nonnull(strstr(err, "guest memory fault: no access yet, GPA "
@@ -763,7 +739,7 @@ static void test_hotplug(void)
     g_assert_cmphex(g_array_index(mapped, uint64_t, 0), >=, 0x100000000ULL);
     assert_lost(data, (uint64_t *)mapped->data, mapped->len);
     qobject_unref(ev);
-    assert_stopped(qts);
+    guest_vm_assert_internal_error(qts);
     qtest_quit(qts);
     unlink(p1);
     unlink(p2);

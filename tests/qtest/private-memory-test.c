@@ -108,17 +108,6 @@ static bool str_has_line(const char *text, const char *line)
     return strstr(hay, needle) != NULL;
 }
 
-static unsigned count_lines(const char *text, const char *line)
-{
-    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
-    unsigned n = 0;
-
-    for (int i = 0; lines[i]; i++) {
-        n += !strcmp(lines[i], line);
-    }
-    return n;
-}
-
 /* Run QEMU to a start-up error; return its stderr. */
 static char *startup_error(const char *accel, const char *args,
                            const char *env)
@@ -528,10 +517,10 @@ static void test_swp_conversions(void)
 
     /* Exactly the conversions the guest asked for, once each. */
     err = guest_vm_stderr(vm);
-    g_assert_cmpuint(count_lines(err, mb_shared), ==, 1);
-    g_assert_cmpuint(count_lines(err, a_shared), ==, 1);
-    g_assert_cmpuint(count_lines(err, c_shared), ==, 1);
-    g_assert_cmpuint(count_lines(err, c_private), ==, 1);
+    g_assert_cmpuint(guest_count_lines(err, mb_shared), ==, 1);
+    g_assert_cmpuint(guest_count_lines(err, a_shared), ==, 1);
+    g_assert_cmpuint(guest_count_lines(err, c_shared), ==, 1);
+    g_assert_cmpuint(guest_count_lines(err, c_private), ==, 1);
     g_assert_null(strstr(err, b_any));
     guest_vm_free(vm);
 }
@@ -553,7 +542,7 @@ static void test_swp_initial_layout(void)
     /* The guest reads its private page, not what QEMU wrote. */
     g_assert_cmphex(guest_read_byte(vm, PAGE_A), ==, 0);
     err = guest_vm_stderr(vm);
-    g_assert_cmpuint(count_lines(err, bios_shared), >=, 1);
+    g_assert_cmpuint(guest_count_lines(err, bios_shared), >=, 1);
     g_assert_true(str_has_line(err, "kvm_set_memory_attributes start 0x0 "
                                "size 0x4000000 attributes 0x8 ret 0"));
     guest_vm_free(vm);
@@ -623,7 +612,7 @@ static void test_swp_implicit_conversion(void)
     wait_guest_done(vm);
     g_assert_cmphex(step_result(vm, 0), ==, HOST_B);
     err = guest_vm_stderr(vm);
-    g_assert_cmpuint(count_lines(err, b_shared), ==, 1);
+    g_assert_cmpuint(guest_count_lines(err, b_shared), ==, 1);
     g_assert_null(strstr(err, "Bad address"));
     guest_vm_free(vm);
 }
@@ -662,8 +651,8 @@ static void test_swp_convert_back_and_fault_again(void)
     g_assert_cmphex(step_result(vm, 2), ==, 0);
     g_assert_null(qtest_qmp_event_ref(vm->qts, "GUEST_MEMORY_FAULT"));
     err = guest_vm_stderr(vm);
-    g_assert_cmpuint(count_lines(err, b_shared), ==, 2);
-    g_assert_cmpuint(count_lines(err, b_private), ==, 1);
+    g_assert_cmpuint(guest_count_lines(err, b_shared), ==, 2);
+    g_assert_cmpuint(guest_count_lines(err, b_private), ==, 1);
     g_assert_null(strstr(err, "Bad address"));
     guest_vm_free(vm);
 }

@@ -187,6 +187,40 @@ GArray *guest_mtree_ranges(QTestState *qts, const char *block,
     return pairs;
 }
 
+unsigned guest_count_lines(const char *text, const char *line)
+{
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    unsigned n = 0;
+
+    for (int i = 0; lines[i]; i++) {
+        n += !strcmp(lines[i], line);
+    }
+    return n;
+}
+
+static void assert_status_internal_error(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
+    QDict *ret = qdict_get_qdict(rsp, "return");
+
+    g_assert(ret);
+    g_assert_cmpstr(qdict_get_str(ret, "status"), ==, "internal-error");
+    g_assert_false(qdict_get_bool(ret, "running"));
+    qobject_unref(rsp);
+}
+
+void guest_vm_assert_internal_error(QTestState *qts)
+{
+    QDict *rsp;
+
+    assert_status_internal_error(qts);
+    /* It must not run again without a reset. */
+    rsp = qtest_qmp(qts, "{ 'execute': 'cont' }");
+    g_assert(qdict_haskey(rsp, "error"));
+    qobject_unref(rsp);
+    assert_status_internal_error(qts);
+}
+
 void guest_vm_free(GuestVM *vm)
 {
     qtest_quit(vm->qts);

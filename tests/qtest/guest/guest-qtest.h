@@ -89,6 +89,15 @@ QDict *guest_qmp_wait_event(QTestState *qts, const char *name,
 GArray *guest_mtree_ranges(QTestState *qts, const char *block,
                            uint64_t start, uint64_t end);
 
+/* How many lines of @text are exactly @line. */
+unsigned guest_count_lines(const char *text, const char *line);
+
+/*
+ * The VM is stopped with run state internal-error and stays so: cont is
+ * refused without a reset.
+ */
+void guest_vm_assert_internal_error(QTestState *qts);
+
 /* Quit QEMU and remove the temporary files. */
 void guest_vm_free(GuestVM *vm);
 
