@@ -48,6 +48,7 @@
 #include "system/address-spaces.h"
 #include "system/cpus.h"
 #include "system/guest-memory-fault.h"
+#include "system/hw_accel.h"
 #include "system/hostmem.h"
 #include "system/memory.h"
 #include "system/ramblock.h"
@@ -721,6 +722,31 @@ bool guest_memory_find_unbacked(GuestMemoryFault *f)
     return s.found;
 }
 
+bool guest_memory_fault_check_guest_request(const char *what,
+                                            int cpu_index)
+{
+    GuestMemoryFault f;
+    FindUnbacked s = { .f = &f };
+
+    /*
+     * Only a truncated backing: a full filesystem loses no page by
+     * itself, and a healthy guest must still be able to reboot.
+     */
+    guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_GUEST_REQUEST,
+                            cpu_index);
+    qemu_ram_foreach_block(find_unbacked_cb, &s);
+    if (!s.found) {
+        guest_memory_fault_cleanup(&f);
+        return false;
+    }
+    f.request = what;
+    guest_memory_fault_probe(&f);
+    guest_memory_fault_report_and_stop(&f, cpu_index >= 0 ?
+                                       qemu_get_cpu(cpu_index) : NULL);
+    guest_memory_fault_cleanup(&f);
+    return true;
+}
+
 /* --- the report --- */
 
 static const char *access_words(GuestMemoryAccess access)
@@ -849,7 +875,8 @@ bool guest_memory_fault_report(GuestMemoryFault *f)
         ranges = g_array_new(false, false, sizeof(GuestMemoryRange));
     }
     if (ranges->len && (!f->has_gpa || !f->size ||
-                        f->path == GUEST_MEMORY_FAULT_PATH_BACKING_WATCH)) {
+                        f->path == GUEST_MEMORY_FAULT_PATH_BACKING_WATCH ||
+                        f->path == GUEST_MEMORY_FAULT_PATH_GUEST_REQUEST)) {
         /* No access yet: the first range the guest lost. */
         GuestMemoryRange *r = &g_array_index(ranges, GuestMemoryRange, 0);
 
@@ -861,8 +888,12 @@ bool guest_memory_fault_report(GuestMemoryFault *f)
         g_string_append_printf(line, "vCPU %d, ", f->cpu_index);
     } else if (f->path == GUEST_MEMORY_FAULT_PATH_BACKING_WATCH) {
         g_string_append(line, "no access yet, ");
-    } else {
+    } else if (f->path != GUEST_MEMORY_FAULT_PATH_GUEST_REQUEST) {
         g_string_append(line, "QEMU's own access, ");
+    }
+    if (f->path == GUEST_MEMORY_FAULT_PATH_GUEST_REQUEST) {
+        g_string_append_printf(line, "found at a guest %s request, ",
+                               f->request);
     }
     if (f->has_gpa && f->size) {
         g_string_append_printf(line, "GPA 0x%" HWADDR_PRIx "-0x%" HWADDR_PRIx
@@ -924,7 +955,14 @@ out:
 
 void guest_memory_fault_report_and_stop(GuestMemoryFault *f, CPUState *cpu)
 {
-    if (guest_memory_fault_report(f) && cpu) {
+    bool dump = guest_memory_fault_report(f) && cpu;
+    /*
+     * Another thread reporting for @cpu dumps its registers once the VM
+     * stopped, and @cpu with it: until then they are changing.
+     */
+    bool dump_after_stop = dump && !qemu_cpu_is_self(cpu);
+
+    if (dump && !dump_after_stop) {
         /* The code bytes may be what is unbacked: do not read them. */
         cpu_dump_state(cpu, stderr, 0);
     }
@@ -934,6 +972,10 @@ void guest_memory_fault_report_and_stop(GuestMemoryFault *f, CPUState *cpu)
         runstate_set(RUN_STATE_INTERNAL_ERROR);
     } else {
         vm_stop(RUN_STATE_INTERNAL_ERROR);
+    }
+    if (dump_after_stop) {
+        cpu_synchronize_state(cpu);
+        cpu_dump_state(cpu, stderr, 0);
     }
 }
 
@@ -1039,14 +1081,37 @@ static GuestMemoryAccess sigbus_access(int code, void *ucontext)
     return GUEST_MEMORY_ACCESS_UNKNOWN;
 }
 
-/* Make @cpu leave guest code and stay out until the VM stops. */
-static void hold_vcpu_from_signal(CPUState *cpu)
+/* The host program counter of the faulting access, or 0. */
+static uintptr_t sigbus_host_pc(void *ucontext)
+{
+    ucontext_t *uc = ucontext;
+
+    if (!uc) {
+        return 0;
+    }
+#if defined(__x86_64__) && defined(REG_RIP)
+    return uc->uc_mcontext.gregs[REG_RIP];
+#elif defined(__i386__) && defined(REG_EIP)
+    return uc->uc_mcontext.gregs[REG_EIP];
+#elif defined(__aarch64__)
+    return uc->uc_mcontext.pc;
+#else
+    return 0;
+#endif
+}
+
+/*
+ * Make @cpu leave guest code and stay out until the VM stops.  The
+ * accelerator may unwind @cpu to the faulting guest instruction, and
+ * then this does not return.
+ */
+static void hold_vcpu_from_signal(CPUState *cpu, void *ucontext)
 {
     const AccelOpsClass *ops = cpus_get_accel();
 
     qatomic_set(&cpu->stop, true);
     if (ops && ops->exit_vcpu_from_signal) {
-        ops->exit_vcpu_from_signal(cpu);
+        ops->exit_vcpu_from_signal(cpu, sigbus_host_pc(ucontext));
     } else {
         qatomic_store_release(&cpu->exit_request, true);
     }
@@ -1114,15 +1179,16 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
         qatomic_inc(&pending_overflow);
         qatomic_inc(&pending_busy);
     }
-    if (cpu) {
-        hold_vcpu_from_signal(cpu);
-    }
     if (report_bh) {
         /*
          * The main loop reports whatever the faulting vCPU does not take
-         * itself when it leaves the guest (a KVM vCPU does).
+         * itself when it leaves the guest (a KVM vCPU does).  It dumps
+         * the vCPU's registers only once the vCPU has stopped.
          */
         qemu_bh_schedule(report_bh);
+    }
+    if (cpu) {
+        hold_vcpu_from_signal(cpu, ucontext);
     }
     return true;
 }

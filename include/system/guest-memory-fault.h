@@ -31,6 +31,7 @@ typedef struct GuestMemoryFault {
     int sigbus_code;                /* si_code of a SIGBUS, else 0 */
     void *host_addr;                /* QEMU's address of the page, if known */
     unsigned count;                 /* faults this report stands for */
+    const char *request;            /* guest-request: "reset", ... */
 
     /* Filled in by guest_memory_fault_probe(). */
     RAMBlock *block;
@@ -140,6 +141,17 @@ bool guest_memory_fault_take_pending(CPUState *cpu, GuestMemoryFault *f);
 bool guest_memory_fault_holds_stop(void);
 
 /*
+ * Before the guest's request @what ("reset", "shutdown", "suspend") is
+ * carried out: if a RAM block's backing file is shorter than the block
+ * (the guest may have met that in a way QEMU was not told of, such as
+ * a triple fault on lost page tables), report it, stop the VM and
+ * return true: the request is to be dropped.  @cpu_index is the vCPU
+ * that made the request, or -1.
+ */
+bool guest_memory_fault_check_guest_request(const char *what,
+                                            int cpu_index);
+
+/*
  * qemu_system_reset() by management (@guest false): restore QEMU's
  * mapping of the backing over replaced pages, forget the pages whose
  * backing is back (the others stay lost and fault again when touched),
@@ -170,6 +182,11 @@ bool guest_memory_check_lost(RAMBlock *rb, Error **errp);
 bool guest_memory_check_gpa_range(hwaddr gpa, hwaddr len, Error **errp);
 #else
 static inline bool guest_memory_fault_holds_stop(void)
+{
+    return false;
+}
+static inline bool guest_memory_fault_check_guest_request(const char *what,
+                                                          int cpu_index)
 {
     return false;
 }

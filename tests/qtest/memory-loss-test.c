@@ -12,6 +12,10 @@
  *   dump-guest-memory, pmemsave/memsave (again and again) and HMP xp
  *   fail on lost RAM and name it, qtest reads give all ones, the source
  *   VM stays stopped;
+ * - the registers at the fault: the dump is the faulting instruction's,
+ *   which did not complete (TCG: from a memory helper, generated code
+ *   and the page walk); lost page tables that make a KVM guest triple
+ *   fault are reported, not reset;
  * - one report per incident: a migration pass over a truncated backing
  *   that QEMU had not noticed gives one event and one report line;
  * - reset: after a fault found through a KVM MMIO exit, system_reset
@@ -169,6 +173,157 @@ static void test_sticky_stop(const void *opaque)
         guest_vm_free(vm);
         unlink(path);
     }
+}
+
+/* --- the registers at the fault --- */
+
+typedef enum AtFaultPath {
+    AT_FIRST_ACCESS,    /* the first access to the page (TCG: a helper) */
+    AT_TLB_HIT,         /* accessed before the loss (TCG: generated code) */
+    AT_PAGE_WALK,       /* the guest's page tables are lost too */
+} AtFaultPath;
+
+typedef struct AtFaultCase {
+    const char *accel;
+    uint32_t mode;      /* GUEST_MODE_PROT32 or GUEST_MODE_LONG64 */
+    bool write;
+    AtFaultPath path;
+} AtFaultCase;
+
+#define SENTINEL        0x5e171e15u
+
+/* The vCPU's program counter in the register dump on stderr, or 0. */
+static uint64_t dumped_pc(const char *err)
+{
+    const char *p = strstr(err, "RIP=");
+
+    if (!p) {
+        p = strstr(err, "EIP=");
+    }
+    return p ? g_ascii_strtoull(p + 4, NULL, 16) : 0;
+}
+
+static void script_step(GuestVM *vm, int i, uint32_t op, uint32_t addr,
+                        uint32_t arg)
+{
+    uint32_t step = MB_SCRIPT + i * STEP_SIZE;
+
+    guest_vm_request(vm, step + STEP_OP, op);
+    guest_vm_request(vm, step + STEP_ADDR, addr);
+    guest_vm_request(vm, step + STEP_ARG, arg);
+    guest_vm_request(vm, step + STEP_RESULT, SENTINEL);
+}
+
+/*
+ * The guest reads or writes a page whose backing is gone.  The register
+ * dump is the faulting instruction's (the guest wrote its address to
+ * MB_OP_PC), and the instruction did not complete: a read put nothing
+ * in guest state, the code after it did not run.  On TCG this is an
+ * access from a memory helper (the page's first), from generated code
+ * (the TLB still maps the page) and from the page walk (page tables
+ * lost while the guest waits, with the mailbox page still in the TLB).
+ * On KVM a write found through an MMIO exit is the exception: KVM has
+ * completed the instruction when it exits.
+ */
+static void test_registers_at_fault(const void *opaque)
+{
+    const AtFaultCase *c = opaque;
+    g_autofree char *path = ram_file("ram-at-fault");
+    g_autofree char *err = NULL;
+    uint32_t value_field, access_pc;
+    int fault_step = 2;
+    GuestVM *vm;
+    QDict *ev;
+
+    if (!accel_ok(c->accel)) {
+        return;
+    }
+    if (c->path == AT_FIRST_ACCESS) {
+        vm = start_file_vm(c->accel, path, false, NULL,
+                           c->write ? GUEST_OP_WRITE : GUEST_OP_READ,
+                           TARGET, 0);
+        guest_vm_request(vm, MB_REQ_MODE, c->mode);
+        guest_vm_request(vm, MB_OP_VALUE, SENTINEL);
+        value_field = MB_OP_VALUE;
+        g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
+        guest_vm_resume(vm);
+    } else {
+        /* Script: touch TARGET, wait for the go, access it again. */
+        uint32_t go = GUEST_MAILBOX_GPA + MB_SIZE;
+        uint32_t before = c->path == AT_TLB_HIT ? TARGET : GUEST_MAILBOX_GPA;
+        gint64 deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+
+        g_assert_cmpuint(c->mode, ==, GUEST_MODE_LONG64);
+        vm = start_file_vm(c->accel, path, false, NULL, GUEST_OP_SCRIPT,
+                           0, 0);
+        script_step(vm, 0, STEP_READ32, before, 0);
+        script_step(vm, 1, STEP_WAIT32, go, 1);
+        script_step(vm, 2, c->write ? STEP_WRITE32 : STEP_READ32, TARGET,
+                    SENTINEL);
+        script_step(vm, 3, STEP_END, 0, 0);
+        guest_vm_request(vm, go - GUEST_MAILBOX_GPA, 0);
+        value_field = MB_SCRIPT + fault_step * STEP_SIZE + STEP_RESULT;
+        guest_vm_resume(vm);
+        while (qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_STEPS_DONE) < 1) {
+            g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+            g_usleep(1000);
+        }
+        /* Page walk: the page tables at GUEST_PT_BASE go too. */
+        g_assert_cmpint(truncate(path, c->path == AT_PAGE_WALK ?
+                                 GUEST_PT_BASE : KEEP_SIZE), ==, 0);
+        qtest_writel(vm->qts, go, 1);
+    }
+    ev = wait_fault(vm->qts);
+    guest_vm_assert_internal_error(vm->qts);
+    g_assert_cmpint(count_events(vm->qts, "RESET"), ==, 0);
+
+    access_pc = qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_OP_PC);
+    g_assert_cmphex(access_pc, !=, 0);
+    err = guest_vm_stderr(vm);
+    g_assert_cmphex(dumped_pc(err), !=, 0);
+    if (c->path == AT_PAGE_WALK && g_str_equal(c->accel, "kvm")) {
+        /*
+         * The CPU walks the lost tables for any access, the wait loop's
+         * code fetch included: which instruction faults first is not
+         * fixed (on this project's KVM a triple fault, reported at the
+         * guest's reset request).  The VM still stopped, unreset.
+         */
+        if (g_str_equal(qdict_get_str(qdict_get_qdict(ev, "data"), "path"),
+                        "guest-request")) {
+            g_assert_nonnull(strstr(err, "vCPU 0, found at a guest reset "
+                                    "request, GPA 0x10000-"));
+        }
+    } else if (c->write && g_str_equal(c->accel, "kvm") &&
+               dumped_pc(err) != access_pc) {
+        /*
+         * KVM completes an MMIO write before it exits, and this
+         * project's KVM reports a lost page as an MMIO exit: the store
+         * went nowhere, the VM stopped just past it.
+         */
+        g_assert_cmphex(dumped_pc(err), ==,
+                        qtest_readl(vm->qts,
+                                    GUEST_MAILBOX_GPA + MB_OP_PC_END));
+    } else {
+        g_assert_cmphex(dumped_pc(err), ==, access_pc);
+    }
+    g_assert_cmphex(qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_OP_DONE), !=,
+                    GUEST_OP_MARK);
+    if (!c->write) {
+        g_assert_cmphex(qtest_readl(vm->qts, GUEST_MAILBOX_GPA + value_field),
+                        ==, SENTINEL);
+    }
+    if (c->path == AT_PAGE_WALK && g_str_equal(c->accel, "kvm")) {
+        g_assert_cmpuint(qtest_readl(vm->qts,
+                                     GUEST_MAILBOX_GPA + MB_STEPS_DONE),
+                         <=, fault_step);
+    } else if (c->path != AT_FIRST_ACCESS) {
+        g_assert_cmpuint(qtest_readl(vm->qts,
+                                     GUEST_MAILBOX_GPA + MB_STEPS_DONE),
+                         ==, fault_step);
+    }
+    qobject_unref(ev);
+    guest_vm_free(vm);
+    unlink(path);
 }
 
 /* --- nothing fabricated --- */
@@ -759,6 +914,18 @@ int main(int argc, char **argv)
         { "insb", GUEST_OP_INSB },
         { "fetch", GUEST_OP_FETCH },
     };
+    static const struct {
+        const char *name;
+        AtFaultCase c;
+    } at_fault[] = {
+        { "prot32-read", { NULL, GUEST_MODE_PROT32, false, AT_FIRST_ACCESS } },
+        { "prot32-write", { NULL, GUEST_MODE_PROT32, true, AT_FIRST_ACCESS } },
+        { "long64-read", { NULL, GUEST_MODE_LONG64, false, AT_FIRST_ACCESS } },
+        { "long64-write", { NULL, GUEST_MODE_LONG64, true, AT_FIRST_ACCESS } },
+        { "tlb-hit-read", { NULL, GUEST_MODE_LONG64, false, AT_TLB_HIT } },
+        { "tlb-hit-write", { NULL, GUEST_MODE_LONG64, true, AT_TLB_HIT } },
+        { "page-walk-read", { NULL, GUEST_MODE_LONG64, false, AT_PAGE_WALK } },
+    };
     g_autoptr(GError) err = NULL;
     int ret;
 
@@ -809,6 +976,16 @@ int main(int argc, char **argv)
             p = g_strdup_printf("/x86/memory-loss/%s/reset-reruns/%s", ac,
                                 reset_ops[o].name);
             qtest_add_data_func_full(p, c, test_reset_reruns, g_free);
+        }
+        for (int i = 0; i < ARRAY_SIZE(at_fault); i++) {
+            AtFaultCase *c = g_new0(AtFaultCase, 1);
+            g_autofree char *p = NULL;
+
+            *c = at_fault[i].c;
+            c->accel = ac;
+            p = g_strdup_printf("/x86/memory-loss/%s/registers-at-fault/%s",
+                                ac, at_fault[i].name);
+            qtest_add_data_func_full(p, c, test_registers_at_fault, g_free);
         }
         for (int i = 0; i < ARRAY_SIZE(simple); i++) {
             g_autofree char *p = g_strdup_printf("/x86/memory-loss/%s/%s",

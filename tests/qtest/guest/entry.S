@@ -176,12 +176,19 @@ op32:
         movl    $GUEST_OP_MARK, MB(MB_OP_STARTED)
         cmpl    $GUEST_OP_READ, %ecx
         jne     1f
-        movzbl  (%ebx), %eax
+        movl    $read32, MB(MB_OP_PC)
+        movl    $read32_end, MB(MB_OP_PC_END)
+read32: movzbl  (%ebx), %eax
+read32_end:
         movl    %eax, MB(MB_OP_VALUE)
         jmp     8f
 1:      cmpl    $GUEST_OP_WRITE, %ecx
         jne     2f
+        movl    $write32, MB(MB_OP_PC)
+        movl    $write32_end, MB(MB_OP_PC_END)
+write32:
         movb    $GUEST_WRITE_BYTE, (%ebx)
+write32_end:
         jmp     8f
 2:      cmpl    $GUEST_OP_FETCH, %ecx
         jne     3f
@@ -292,12 +299,19 @@ op64:
         movl    $GUEST_OP_MARK, MB(MB_OP_STARTED)
         cmpl    $GUEST_OP_READ, %ecx
         jne     4f
-        movzbl  (%rbx), %eax
+        movl    $read64, MB(MB_OP_PC)
+        movl    $read64_end, MB(MB_OP_PC_END)
+read64: movzbl  (%rbx), %eax
+read64_end:
         movl    %eax, MB(MB_OP_VALUE)
         jmp     8f
 4:      cmpl    $GUEST_OP_WRITE, %ecx
         jne     5f
+        movl    $write64, MB(MB_OP_PC)
+        movl    $write64_end, MB(MB_OP_PC_END)
+write64:
         movb    $GUEST_WRITE_BYTE, (%rbx)
+write64_end:
         jmp     8f
 5:      cmpl    $GUEST_OP_FETCH, %ecx
         jne     6f
@@ -348,12 +362,25 @@ script64:
         cmpl    $STEP_WRITE32, %ecx
         jne     2f
         movl    STEP_ARG(%rsi), %eax
-        movl    %eax, (%rbx)
+        movl    $swrite, MB(MB_OP_PC)
+        movl    $swrite_end, MB(MB_OP_PC_END)
+swrite: movl    %eax, (%rbx)
+swrite_end:
         jmp     8f
 2:      cmpl    $STEP_READ32, %ecx
-        jne     3f
-        movl    (%rbx), %eax
+        jne     7f
+        movl    $sread, MB(MB_OP_PC)
+        movl    $sread_end, MB(MB_OP_PC_END)
+sread:  movl    (%rbx), %eax
+sread_end:
         movl    %eax, STEP_RESULT(%rsi)
+        jmp     8f
+7:      cmpl    $STEP_WAIT32, %ecx
+        jne     3f
+        movl    STEP_ARG(%rsi), %eax
+10:     pause
+        cmpl    (%rbx), %eax
+        jne     10b
         jmp     8f
 3:      movl    $GUEST_MAP_GPA_ENCRYPTED, %edx
         cmpl    $STEP_MAP_PRIVATE, %ecx

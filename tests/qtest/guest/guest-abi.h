@@ -37,6 +37,9 @@
 #define MB_OP_VALUE             0x24    /* u32: byte read by GUEST_OP_READ */
 #define MB_FAR_PTR              0x28    /* u32: scratch for real-mode lcall */
 #define MB_STEPS_DONE           0x2c    /* u32: GUEST_OP_SCRIPT steps done */
+#define MB_OP_PC                0x30    /* u32: address of the insn that */
+                                        /* makes a READ/WRITE access */
+#define MB_OP_PC_END            0x34    /* u32: address of the next insn */
 #define MB_SIZE                 0x40
 
 /*
@@ -57,6 +60,7 @@
 #define STEP_READ32             2   /* result = (addr) */
 #define STEP_MAP_PRIVATE        3   /* MAP_GPA_RANGE(addr, arg pages, priv.) */
 #define STEP_MAP_SHARED         4   /* ... shared; result = the hypercall's */
+#define STEP_WAIT32             5   /* spin until (addr) == arg */
 
 /*
  * KVM's hypercall ABI (include/uapi/linux/kvm_para.h): nr in RAX, then
