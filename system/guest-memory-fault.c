@@ -93,6 +93,20 @@ static unsigned reports_since_reset;
 /* More than this many incidents without a reset are only counted. */
 #define REPORT_CAP 16
 
+/*
+ * A report waiting for the vCPUs to stop: the fault that opened the
+ * incident, and every vCPU whose fault was merged into it meanwhile.
+ */
+typedef struct QueuedReport {
+    GuestMemoryFault f;
+    GArray *cpus;                   /* int, f.cpu_index first */
+    QTAILQ_ENTRY(QueuedReport) next;
+} QueuedReport;
+
+static QTAILQ_HEAD(, QueuedReport) queued_reports =
+    QTAILQ_HEAD_INITIALIZER(queued_reports);
+static bool emitting;
+
 /* Lost ranges listed in one report line; the event lists up to MAX. */
 #define LINE_RANGES 4
 #define MAX_RANGES 64
@@ -215,8 +229,16 @@ void guest_memory_loss_block_added(RAMBlock *rb)
 
 void guest_memory_loss_block_removed(RAMBlock *rb)
 {
+    QueuedReport *q = rb->memory_loss ? rb->memory_loss->incident_report
+                                      : NULL;
+
     /* Unplugged: no more watching (the bitmap goes with the block). */
     watch_block_stop(rb);
+    if (q) {
+        /* Reported without the block, which is going. */
+        q->f.block = NULL;
+        rb->memory_loss->incident_report = NULL;
+    }
 }
 
 void guest_memory_loss_block_free(RAMBlock *rb)
@@ -821,16 +843,32 @@ static void mark_fault_lost(GuestMemoryFault *f)
     }
 }
 
+static void queued_add_cpu(QueuedReport *q, int cpu_index)
+{
+    if (cpu_index < 0) {
+        return;
+    }
+    for (guint i = 0; i < q->cpus->len; i++) {
+        if (g_array_index(q->cpus, int, i) == cpu_index) {
+            return;
+        }
+    }
+    g_array_append_val(q->cpus, cpu_index);
+}
+
+static void queued_free(QueuedReport *q)
+{
+    guest_memory_fault_cleanup(&q->f);
+    g_array_free(q->cpus, true);
+    g_free(q);
+}
+
 bool guest_memory_fault_report(GuestMemoryFault *f)
 {
-    g_autoptr(GString) line = g_string_new("guest memory fault: ");
-    g_autoptr(GArray) ranges = NULL;
-    g_autofree char *backing = NULL;
-    g_autofree char *accel = accel_name();
-    GuestMemoryRangeList *event_ranges = NULL, **tail = &event_ranges;
     GuestMemoryLoss *loss;
+    QueuedReport *q;
     bool locked = bql_locked();
-    bool printed = false;
+    bool opened = false;
     const char *block;
 
     /* vCPU threads report without the BQL; events and the monitor want it. */
@@ -848,6 +886,12 @@ bool guest_memory_fault_report(GuestMemoryFault *f)
     if (loss && loss->incident_open) {
         /* The same incident: one truncation, one pass, several vCPUs. */
         loss->incident_faults += f->count;
+        q = loss->incident_report;
+        if (q) {
+            /* Not printed yet: the report names this vCPU too. */
+            q->f.count += f->count;
+            queued_add_cpu(q, f->cpu_index);
+        }
         trace_guest_memory_fault_merged(GuestMemoryFaultPath_str(f->path),
                                         f->cpu_index, block,
                                         loss->incident_faults);
@@ -864,10 +908,41 @@ bool guest_memory_fault_report(GuestMemoryFault *f)
         goto out;
     }
     reports_since_reset++;
+
+    q = g_new0(QueuedReport, 1);
+    q->f = *f;
+    q->f.backing_path = g_strdup(f->backing_path);
+    q->f.cause_detail = g_strdup(f->cause_detail);
+    q->cpus = g_array_new(false, false, sizeof(int));
+    queued_add_cpu(q, f->cpu_index);
+    QTAILQ_INSERT_TAIL(&queued_reports, q, next);
     if (loss) {
         loss->incident_open = true;
         loss->incident_faults = f->count;
+        loss->incident_report = q;
     }
+    opened = true;
+out:
+    if (!locked) {
+        bql_unlock();
+    }
+    return opened;
+}
+
+/* Print the report lines and send the event for @q. */
+static void print_report(QueuedReport *q)
+{
+    GuestMemoryFault *f = &q->f;
+    g_autoptr(GString) line = g_string_new("guest memory fault: ");
+    g_autoptr(GArray) ranges = NULL;
+    g_autofree char *backing = NULL;
+    g_autofree char *accel = accel_name();
+    GuestMemoryRangeList *event_ranges = NULL, **tail = &event_ranges;
+    intList *event_cpus = NULL, **cpu_tail = &event_cpus;
+    GuestMemoryLoss *loss = f->block ? f->block->memory_loss : NULL;
+    const char *block = f->block ? qemu_ram_get_idstr(f->block) : NULL;
+    /* Other vCPUs met the same loss before they stopped. */
+    bool several = q->cpus->len > (f->cpu_index >= 0 ? 1 : 0);
 
     if (loss && qatomic_read(&loss->lost_pages)) {
         ranges = lost_gpa_ranges(f->block);
@@ -890,6 +965,14 @@ bool guest_memory_fault_report(GuestMemoryFault *f)
         g_string_append(line, "no access yet, ");
     } else if (f->path != GUEST_MEMORY_FAULT_PATH_GUEST_REQUEST) {
         g_string_append(line, "QEMU's own access, ");
+    }
+    if (several) {
+        g_string_append(line, "also vCPU");
+        for (guint i = f->cpu_index >= 0; i < q->cpus->len; i++) {
+            g_string_append_printf(line, " %d", g_array_index(q->cpus, int,
+                                                              i));
+        }
+        g_string_append(line, ", ");
     }
     if (f->path == GUEST_MEMORY_FAULT_PATH_GUEST_REQUEST) {
         g_string_append_printf(line, "found at a guest %s request, ",
@@ -927,7 +1010,6 @@ bool guest_memory_fault_report(GuestMemoryFault *f)
                                     GuestMemoryFaultCause_str(f->cause));
     fprintf(stderr, "error: %s run failed %s\n", accel, strerror(EFAULT));
     fprintf(stderr, "%s\n", line->str);
-    printed = true;
 
     for (guint i = 0; i < ranges->len; i++) {
         GuestMemoryRange *r = g_new(GuestMemoryRange, 1);
@@ -935,8 +1017,12 @@ bool guest_memory_fault_report(GuestMemoryFault *f)
         *r = g_array_index(ranges, GuestMemoryRange, i);
         QAPI_LIST_APPEND(tail, r);
     }
+    for (guint i = 0; several && i < q->cpus->len; i++) {
+        QAPI_LIST_APPEND(cpu_tail, g_array_index(q->cpus, int, i));
+    }
     qapi_event_send_guest_memory_fault(accel, f->path,
                                        f->cpu_index >= 0, f->cpu_index,
+                                       event_cpus != NULL, event_cpus,
                                        f->has_gpa, f->gpa,
                                        f->size != 0, f->size,
                                        f->access, f->is_private,
@@ -946,25 +1032,43 @@ bool guest_memory_fault_report(GuestMemoryFault *f)
                                        f->count, event_ranges != NULL,
                                        event_ranges);
     qapi_free_GuestMemoryRangeList(event_ranges);
-out:
-    if (!locked) {
-        bql_unlock();
-    }
-    return printed;
+    qapi_free_intList(event_cpus);
 }
 
-void guest_memory_fault_report_and_stop(GuestMemoryFault *f, CPUState *cpu)
-{
-    bool dump = guest_memory_fault_report(f) && cpu;
-    /*
-     * Another thread reporting for @cpu dumps its registers once the VM
-     * stopped, and @cpu with it: until then they are changing.
-     */
-    bool dump_after_stop = dump && !qemu_cpu_is_self(cpu);
+static void take_recorded_faults(void);
 
-    if (dump && !dump_after_stop) {
-        /* The code bytes may be what is unbacked: do not read them. */
-        cpu_dump_state(cpu, stderr, 0);
+/*
+ * In the main loop, with the BQL: stop every vCPU, so that no fault is
+ * still on its way, then print what is queued, dump the registers of
+ * the vCPU each report is for (exact now: stopped, and under TCG
+ * unwound to the faulting instruction), and stop the VM.
+ */
+static void emit_reports(void)
+{
+    QueuedReport *q;
+    CPUState *cpu;
+
+    if (emitting) {
+        return;
+    }
+    emitting = true;
+    pause_all_vcpus();
+    /* What the vCPUs recorded in signal handlers before they stopped. */
+    take_recorded_faults();
+    while ((q = QTAILQ_FIRST(&queued_reports))) {
+        QTAILQ_REMOVE(&queued_reports, q, next);
+        if (q->f.block && q->f.block->memory_loss &&
+            q->f.block->memory_loss->incident_report == q) {
+            q->f.block->memory_loss->incident_report = NULL;
+        }
+        print_report(q);
+        cpu = q->f.cpu_index >= 0 ? qemu_get_cpu(q->f.cpu_index) : NULL;
+        if (cpu) {
+            /* The code bytes may be what is unbacked: do not read them. */
+            cpu_synchronize_state(cpu);
+            cpu_dump_state(cpu, stderr, 0);
+        }
+        queued_free(q);
     }
     if (runstate_check(RUN_STATE_PRELAUNCH) ||
         runstate_check(RUN_STATE_PAUSED)) {
@@ -973,9 +1077,28 @@ void guest_memory_fault_report_and_stop(GuestMemoryFault *f, CPUState *cpu)
     } else {
         vm_stop(RUN_STATE_INTERNAL_ERROR);
     }
-    if (dump_after_stop) {
-        cpu_synchronize_state(cpu);
-        cpu_dump_state(cpu, stderr, 0);
+    emitting = false;
+}
+
+static void report_bh_cb(void *opaque)
+{
+    emit_reports();
+}
+
+void guest_memory_fault_hold_vcpu(CPUState *cpu)
+{
+    /* Out of the guest until the VM stops; the main loop stops it. */
+    cpu_stop_current();
+    qemu_bh_schedule(report_bh);
+}
+
+void guest_memory_fault_report_and_stop(GuestMemoryFault *f, CPUState *cpu)
+{
+    guest_memory_fault_report(f);
+    if (qemu_in_vcpu_thread()) {
+        guest_memory_fault_hold_vcpu(current_cpu);
+    } else {
+        emit_reports();
     }
 }
 
@@ -1089,12 +1212,10 @@ static uintptr_t sigbus_host_pc(void *ucontext)
     if (!uc) {
         return 0;
     }
-#if defined(__x86_64__) && defined(REG_RIP)
+#if defined(REG_RIP)
     return uc->uc_mcontext.gregs[REG_RIP];
-#elif defined(__i386__) && defined(REG_EIP)
+#elif defined(REG_EIP)
     return uc->uc_mcontext.gregs[REG_EIP];
-#elif defined(__aarch64__)
-    return uc->uc_mcontext.pc;
 #else
     return 0;
 #endif
@@ -1136,13 +1257,6 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
         /* Before the main loop runs nothing could report it. */
         return false;
     }
-    /*
-     * Returning from the handler re-executes the faulting access, which
-     * would fault again forever.  A private anonymous page in its place
-     * lets the access complete; the page is marked lost first, so that
-     * no reader takes what it holds for guest data, and the VM is stopped
-     * before the guest can run on.
-     */
     page = block_page_size(rb);
     offset = QEMU_ALIGN_DOWN(offset, page);
     page_addr = (void *)QEMU_ALIGN_DOWN((uintptr_t)addr, page);
@@ -1155,11 +1269,6 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
          */
         mark_lost(rb, trunc, rb->used_length);
     }
-    if (mmap(page_addr, page, PROT_READ | PROT_WRITE,
-             MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED) {
-        return false;
-    }
-
     for (i = 0; i < PENDING_SLOTS; i++) {
         PendingFault *p = &pending[i];
 
@@ -1188,15 +1297,26 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
         qemu_bh_schedule(report_bh);
     }
     if (cpu) {
+        /* A vCPU unwound to the faulting instruction does not return. */
         hold_vcpu_from_signal(cpu, ucontext);
     }
-    return true;
+    /*
+     * Returning from the handler re-executes the faulting access, which
+     * would fault again forever.  A private anonymous page in its place
+     * lets the access complete; the page is marked lost, so that no
+     * reader takes what it holds for guest data, and the VM stops before
+     * the guest runs on.  (A vCPU that is unwound needs no stand-in, and
+     * another vCPU that touches the page faults too.)
+     */
+    return mmap(page_addr, page, PROT_READ | PROT_WRITE,
+                MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED;
 }
 
 /*
  * Take one recorded fault: of vCPU @cpu_index, or of anybody when
- * @any_cpu.  Faults on the same block recorded meanwhile are merged into
- * it (@f->count).
+ * @any_cpu.  Faults of the same vCPU on the same block recorded
+ * meanwhile are merged into it (@f->count); another vCPU's are left
+ * for the report to name.
  */
 static bool take_pending(int cpu_index, bool any_cpu, GuestMemoryFault *f)
 {
@@ -1220,7 +1340,7 @@ static bool take_pending(int cpu_index, bool any_cpu, GuestMemoryFault *f)
         /* Ours now: nobody else reads or refills it until EMPTY. */
         prb = qemu_ram_block_from_host(p->addr, false, &offset);
         if ((!taken && !any_cpu && p->cpu_index != cpu_index) ||
-            (taken && prb != rb)) {
+            (taken && (prb != rb || p->cpu_index != f->cpu_index))) {
             /* Another vCPU's, or another block's: leave it. */
             qatomic_store_release(&p->state, PENDING_READY);
             continue;
@@ -1280,7 +1400,7 @@ static void classify_fetch(GuestMemoryFault *f, CPUState *cpu)
     }
 }
 
-static void report_pending_bh(void *opaque)
+static void take_recorded_faults(void)
 {
     GuestMemoryFault f;
     CPUState *cpu;
@@ -1289,7 +1409,7 @@ static void report_pending_bh(void *opaque)
         cpu = f.cpu_index >= 0 ? qemu_get_cpu(f.cpu_index) : NULL;
         guest_memory_fault_probe(&f);
         classify_fetch(&f, cpu);
-        guest_memory_fault_report_and_stop(&f, cpu);
+        guest_memory_fault_report(&f);
         guest_memory_fault_cleanup(&f);
     }
 }
@@ -1451,7 +1571,7 @@ static int watch_block_cb(RAMBlock *rb, void *opaque)
 void guest_memory_fault_machine_ready(void)
 {
     if (!report_bh) {
-        report_bh = qemu_bh_new(report_pending_bh, NULL);
+        report_bh = qemu_bh_new(report_bh_cb, NULL);
     }
     qemu_ram_foreach_block(check_free_space_cb, NULL);
     /* Blocks made before the machine: watched from now on. */

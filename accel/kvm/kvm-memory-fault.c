@@ -42,7 +42,6 @@ typedef struct VcpuFaultState {
 
 /* Conversions so far, by anybody (fault exits, hypercalls, reset). */
 static uint64_t conversion_generation;
-static __thread bool report_printed;
 
 static QemuMutex state_lock;
 static GHashTable *vcpu_state;
@@ -228,13 +227,7 @@ void kvm_memory_fault_conversion_done(void)
 
 bool kvm_memory_fault_report(GuestMemoryFault *f)
 {
-    report_printed = guest_memory_fault_report(f);
-    return report_printed;
-}
-
-bool kvm_memory_fault_printed(void)
-{
-    return report_printed;
+    return guest_memory_fault_report(f);
 }
 
 void kvm_memory_fault_complete_exit(CPUState *cpu)

@@ -42,12 +42,10 @@ bool kvm_memory_fault_on_emulation_failure(CPUState *cpu,
 int kvm_memory_fault_exit(CPUState *cpu, struct kvm_run *run);
 
 /*
- * guest_memory_fault_report() for this vCPU thread, remembering whether
- * the report was printed (false: merged into an open incident) for
- * kvm_memory_fault_printed().
+ * guest_memory_fault_report() for this vCPU thread; kvm_cpu_exec() then
+ * holds the vCPU (guest_memory_fault_hold_vcpu()).
  */
 bool kvm_memory_fault_report(GuestMemoryFault *f);
-bool kvm_memory_fault_printed(void);
 
 /*
  * After a fault stopped @cpu: let KVM complete the exit it left half

@@ -57,6 +57,7 @@ typedef struct GuestMemoryLoss {
     /* The rest is under the BQL. */
     bool incident_open;             /* reported, not reset since */
     unsigned incident_faults;       /* faults merged into that report */
+    void *incident_report;          /* the report, until printed */
     bool watch_reported;            /* the watch saw the backing short */
     int wd;                         /* inotify watch, -1: none */
 } GuestMemoryLoss;
@@ -94,18 +95,28 @@ bool guest_memory_gpa_is_unbacked(hwaddr gpa, GuestMemoryFault *f);
 bool guest_memory_find_unbacked(GuestMemoryFault *f);
 
 /*
- * Report @f once per incident: the first fault on a RAM block prints
- * "error: <accel> run failed Bad address" and the detail line and emits
- * GUEST_MEMORY_FAULT; later faults on the same block, until management
- * resets the VM, are merged into it (counted, traced, not printed).
- * Marks the lost range of the block and holds the VM stopped against
- * guest-originated events (guest_memory_fault_holds_stop()).  Returns
- * true if this call printed the report.  The caller dumps registers and
- * stops the VM (RUN_STATE_INTERNAL_ERROR).
+ * Report @f once per incident: the first fault on a RAM block opens it;
+ * later faults on the same block, until management resets the VM, are
+ * merged into it (counted, traced, and the vCPU named if the report is
+ * not printed yet).  Marks the lost range of the block and holds the VM
+ * stopped against guest-originated events
+ * (guest_memory_fault_holds_stop()).  Printing waits until every vCPU
+ * has stopped: the main loop then prints "error: <accel> run failed Bad
+ * address" and the detail line, emits GUEST_MEMORY_FAULT, dumps the
+ * registers of the reporting vCPU and stops the VM
+ * (RUN_STATE_INTERNAL_ERROR).  A vCPU thread that reports calls
+ * guest_memory_fault_hold_vcpu() next.  Returns true if @f opened an
+ * incident.
  */
 bool guest_memory_fault_report(GuestMemoryFault *f);
 
-/* Report, dump @cpu (if any) and stop the VM: for non-vCPU paths. */
+/*
+ * On the thread of vCPU @cpu after its fault: leave the guest and stay
+ * out; the main loop prints what is reported and stops the VM.
+ */
+void guest_memory_fault_hold_vcpu(CPUState *cpu);
+
+/* Report, then hold the vCPU or (outside vCPU threads) print and stop. */
 void guest_memory_fault_report_and_stop(GuestMemoryFault *f, CPUState *cpu);
 
 /* Free what probing allocated. */

@@ -22,6 +22,22 @@
 #define CR0_PG          (1 << 31)
 #define CR4_PAE         (1 << 5)
 
+/*
+ * The local APIC (xAPIC, at its reset base) and the APs' start: the
+ * image is also mapped below 1 MiB at 0xf0000 (the ISA BIOS alias of a
+ * 64 KiB -bios), so ap_entry16, at image offset 0x1000 (guest.ld), is
+ * SIPI vector 0xf1.
+ */
+#define APIC_BASE       0xfee00000
+#define APIC_SVR        0xf0
+#define APIC_ICR_LO     0x300
+#define APIC_ICR_HI     0x310
+#define ICR_BUSY        (1 << 12)
+#define ICR_INIT_OTHERS 0x000c4500      /* INIT, assert, all but self */
+#define ICR_SIPI_OTHERS 0x000c4600      /* start-up, all but self */
+#define AP_VECTOR       0xf1
+#define ISA_BIOS_SEG    0xf000
+
 /* ------------------------------------------------------------------ */
         .section .text.entry16, "ax"
         .code16
@@ -168,6 +184,38 @@ done32:
 1:      hlt
         jmp     1b
 
+/* An AP, in 32-bit protected mode: its stack, then long mode. */
+ap_entry32:
+        movw    $GUEST_SEL_DATA, %ax
+        movw    %ax, %ds
+        movw    %ax, %es
+        movw    %ax, %fs
+        movw    %ax, %gs
+        movw    %ax, %ss
+        movl    $1, %eax
+        lock xaddl %eax, MB(MB_AP_NEXT)
+        cmpl    $GUEST_AP_MAX, %eax
+        jae     ap_halt
+        incl    %eax
+        imull   $GUEST_AP_STACK_SIZE, %eax, %esp
+        addl    $GUEST_AP_STACK_BASE, %esp
+        movl    %cr4, %eax
+        orl     $CR4_PAE, %eax
+        movl    %eax, %cr4
+        movl    $GUEST_PT_BASE, %eax    /* built by the BSP */
+        movl    %eax, %cr3
+        movl    $MSR_EFER, %ecx
+        rdmsr
+        orl     $EFER_LME, %eax
+        wrmsr
+        movl    %cr0, %eax
+        orl     $CR0_PG, %eax
+        movl    %eax, %cr0
+        ljmpl   $GUEST_SEL_CODE64, $ap_entry64
+ap_halt:
+        hlt
+        jmp     ap_halt
+
 /* The requested touch, in 32-bit protected mode. */
 op32:
         movl    MB(MB_REQ_ADDR), %ebx
@@ -255,6 +303,10 @@ entry64:
         outb    %al, $GUEST_DEBUGCON_PORT
         jmp     1b
 2:
+        cmpl    $0, MB(MB_REQ_APS)
+        je      3f
+        call    start_aps
+3:
         cmpl    $GUEST_MODE_USER64, MB(MB_REQ_MODE)
         je      to_user64
         call    op64
@@ -263,6 +315,42 @@ entry64:
         outl    %eax, $GUEST_EXIT_PORT
 3:      hlt
         jmp     3b
+
+/*
+ * INIT and start-up IPIs to every other vCPU, then wait until
+ * MB_REQ_APS of them are in long mode.
+ */
+start_aps:
+        movl    $APIC_BASE, %edi        /* zero-extends into %rdi */
+        orl     $0x100, APIC_SVR(%rdi)  /* software-enable the APIC */
+        movl    $0, APIC_ICR_HI(%rdi)
+        movl    $ICR_INIT_OTHERS, APIC_ICR_LO(%rdi)
+        call    icr_wait
+        movl    $(ICR_SIPI_OTHERS | AP_VECTOR), APIC_ICR_LO(%rdi)
+        call    icr_wait
+        movl    $(ICR_SIPI_OTHERS | AP_VECTOR), APIC_ICR_LO(%rdi)
+        call    icr_wait
+1:      pause
+        movl    MB(MB_APS_UP), %eax
+        cmpl    MB(MB_REQ_APS), %eax
+        jb      1b
+        movl    $1, MB(MB_AP_GO)
+        ret
+
+icr_wait:
+        testl   $ICR_BUSY, APIC_ICR_LO(%rdi)
+        jnz     icr_wait
+        ret
+
+/* An AP in long mode: the requested touch too, then halt. */
+ap_entry64:
+        lock incl MB(MB_APS_UP)
+1:      pause
+        cmpl    $0, MB(MB_AP_GO)
+        je      1b
+        call    op64
+1:      hlt
+        jmp     1b
 
 /* To CPL 3 with IOPL 3 (port I/O stays allowed), by iretq. */
 to_user64:
@@ -435,6 +523,25 @@ msg_long64:
         .asciz  "guest: 64-bit long mode\n"
 msg_user64:
         .asciz  "guest: 64-bit user mode (CPL 3)\n"
+
+/* ------------------------------------------------------------------ */
+/*
+ * An AP starts here in real mode at CS:IP 0xf100:0000 (SIPI vector
+ * AP_VECTOR); DS reaches the image through its alias at 0xf0000.
+ */
+        .section .text.ap16, "ax"
+        .code16
+        .globl ap_entry16
+ap_entry16:
+        cli
+        cld
+        movw    $ISA_BIOS_SEG, %ax
+        movw    %ax, %ds
+        lgdtl   ROFF(gdt_desc)
+        movl    %cr0, %eax
+        orl     $CR0_PE, %eax
+        movl    %eax, %cr0
+        ljmpl   $GUEST_SEL_CODE32, $ap_entry32
 
 /* ------------------------------------------------------------------ */
 /* The reset vector: CS base 0xffff0000, IP 0xfff0. */

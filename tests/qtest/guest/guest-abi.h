@@ -40,7 +40,24 @@
 #define MB_OP_PC                0x30    /* u32: address of the insn that */
                                         /* makes a READ/WRITE access */
 #define MB_OP_PC_END            0x34    /* u32: address of the next insn */
-#define MB_SIZE                 0x40
+#define MB_REQ_APS              0x38    /* u32: APs to start (see below) */
+#define MB_APS_UP               0x3c    /* u32: APs that reached long mode */
+#define MB_AP_NEXT              0x40    /* u32: the next AP's index */
+#define MB_AP_GO                0x44    /* u32: set once all APs are up */
+#define MB_SIZE                 0x50
+
+/*
+ * With MB_REQ_APS nonzero (and -smp greater than 1), the BSP starts the
+ * APs once it is in long mode (INIT, SIPI to all but itself), waits for
+ * MB_REQ_APS of them to reach long mode on its page tables, and then
+ * every vCPU does MB_REQ_OP (any op but GUEST_OP_SCRIPT) on MB_REQ_ADDR,
+ * all at once (the APs wait for MB_AP_GO); the APs then halt.  AP n (in the order they start) has its stack
+ * below GUEST_AP_STACK_BASE + (n + 1) * GUEST_AP_STACK_SIZE; more than
+ * GUEST_AP_MAX APs halt at once.
+ */
+#define GUEST_AP_STACK_BASE     0x8000
+#define GUEST_AP_STACK_SIZE     0x800
+#define GUEST_AP_MAX            15
 
 /*
  * GUEST_OP_SCRIPT (64-bit kernel mode only) runs the steps at MB_SCRIPT,
