@@ -10,7 +10,8 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-TESTS=(guest-modes-test memory-fault-test memory-loss-test private-memory-test tdx-populate-test)
+TESTS=(guest-modes-test memory-fault-test memory-loss-test nested-npt-test
+       private-memory-test tdx-populate-test)
 
 targets=(tests/qtest/kvm-contract/libkvm-contract.so
          tests/qtest/kvm-contract/libtdx-contract.so)

@@ -431,12 +431,16 @@ write64_end:
         call    script64
         jmp     8f
 14:     cmpl    $GUEST_OP_FILL, %ecx
-        jne     8f
+        jne     15f
         movq    %rbx, %rdi
         movl    MB(MB_REQ_COUNT), %ecx
         shrl    $3, %ecx
         movq    $GUEST_FILL_PATTERN, %rax
         rep stosq
+        jmp     8f
+15:     cmpl    $GUEST_OP_NPT, %ecx
+        jne     8f
+        call    npt_main                /* npt.c: the L1 hypervisor */
 8:      movl    $GUEST_OP_MARK, MB(MB_OP_DONE)
 9:      ret
 

@@ -51,9 +51,10 @@
  * APs once it is in long mode (INIT, SIPI to all but itself), waits for
  * MB_REQ_APS of them to reach long mode on its page tables, and then
  * every vCPU does MB_REQ_OP (any op but GUEST_OP_SCRIPT) on MB_REQ_ADDR,
- * all at once (the APs wait for MB_AP_GO); the APs then halt.  AP n (in the order they start) has its stack
- * below GUEST_AP_STACK_BASE + (n + 1) * GUEST_AP_STACK_SIZE; more than
- * GUEST_AP_MAX APs halt at once.
+ * all at once (the APs wait for MB_AP_GO); the APs then halt.  AP n (in
+ * the order they start) has its stack below GUEST_AP_STACK_BASE +
+ * (n + 1) * GUEST_AP_STACK_SIZE; more than GUEST_AP_MAX APs halt at
+ * once.
  */
 #define GUEST_AP_STACK_BASE     0x8000
 #define GUEST_AP_STACK_SIZE     0x800
@@ -102,6 +103,59 @@
 #define GUEST_KVM_SIGNATURE_EBX 0x4b4d564b  /* "KVMK" from CPUID 0x40000000 */
 
 /*
+ * GUEST_OP_NPT: the request and the results, in the mailbox page.  See
+ * npt.c for what each scenario does; the qtest judges the values.
+ */
+#define MB_NPT_SCENARIO         0x400   /* u32: NPT_SC_* */
+#define MB_NPT_STATUS           0x404   /* u32: NPT_PASS, ... when done */
+#define MB_NPT_GPA              0x408   /* u32: L2 GPA the change is for */
+#define MB_NPT_LEVEL            0x40c   /* u32: NPT level, 1 = 4 KiB leaf */
+#define MB_NPT_ACCESS           0x410   /* u32: NPT_ACCESS_* by L2 */
+#define MB_NPT_FLAGS            0x414   /* u32: NPT_F_* */
+#define MB_NPT_ROUNDS           0x418   /* u32 */
+#define MB_NPT_COUNT            0x41c   /* u32: pages */
+#define MB_NPT_ROUNDS_DONE      0x420   /* u32 */
+#define MB_NPT_NR_EXITS         0x424   /* u32: exits recorded */
+#define MB_NPT_L2_DONE          0x428   /* u32: L2 runs that completed */
+#define MB_NPT_STOP             0x42c   /* u32: set by the qtest */
+#define MB_NPT_L2_ADDR          0x430   /* u32: what L2 touches; 0: GPA */
+#define MB_NPT_SET              0x438   /* u64: bits set in the entry */
+#define MB_NPT_CLEAR            0x440   /* u64: bits cleared in it */
+#define MB_NPT_ENTRY            0x448   /* u64: the changed entry */
+#define MB_NPT_RESULT           0x450   /* u64: what L2 read */
+#define MB_NPT_DETAIL           0x458   /* u64: what failed, if any */
+#define MB_NPT_TARGET           0x460   /* u64: L1 address for NPT_SC_REMAP */
+#define MB_NPT_AD               0x480   /* 8 x u64: NPT_SC_AD entries */
+#define MB_NPT_EXITS            0x500   /* NPT_MAX_EXITS x NPT_EXIT_SIZE */
+#define NPT_MAX_EXITS           8
+#define NPT_EXIT_SIZE           32
+#define NPT_EXIT_CODE           0       /* u64 each */
+#define NPT_EXIT_INFO1          8
+#define NPT_EXIT_INFO2          16
+#define NPT_EXIT_RIP            24
+
+#define NPT_SC_ROUNDS           1       /* shared tables, many rounds */
+#define NPT_SC_FAULT            2       /* one NPT entry changed */
+#define NPT_SC_AD               3       /* accessed/dirty bits */
+#define NPT_SC_REMAP            4       /* an L2 page elsewhere in L1 */
+
+#define NPT_ACCESS_READ         1
+#define NPT_ACCESS_WRITE        2
+#define NPT_ACCESS_FETCH        3
+
+#define NPT_F_NXE               1       /* L1 runs with EFER.NXE */
+
+#define NPT_PASS                0x53534150  /* "PASS" */
+#define NPT_FAIL                0x4c494146  /* "FAIL" */
+#define NPT_NO_SVM              0x4d56534e  /* "NSVM": no CPUID SVM */
+#define NPT_NO_NPT              0x54504e4e  /* "NNPT": no CPUID NPT */
+
+/* L2's data and the L1 hypervisor's tables: 0x20000-0x47fff. */
+#define GUEST_NPT_RAM_BASE      0x20000
+#define GUEST_NPT_L2_GPA        0x40000000  /* L2's page tables, as L2 */
+#define GUEST_NPT_L2_PT         0x2800000   /* ... sees them, and in L1 */
+
+/*
  * Operations on MB_REQ_ADDR, done once the requested mode is reached.
  * All page tables identity-map, so the address is also the GPA.  In real
  * mode it must be below 1 MiB.
@@ -119,6 +173,9 @@
 #define GUEST_OP_SCRIPT         7
 /* Benchmark, 64-bit mode only: rep stosq over MB_REQ_COUNT bytes at addr. */
 #define GUEST_OP_FILL           8
+
+/* The guest as an L1 hypervisor (npt.c), 64-bit kernel mode only. */
+#define GUEST_OP_NPT            9
 
 #define GUEST_PIO_LOOP_PORT     0x80
 

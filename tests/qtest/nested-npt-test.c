@@ -1,0 +1,530 @@
+/*
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * Nested SVM with nested paging (NPT), as an L1 hypervisor meets it.
+ * The freestanding test guest turns into one (GUEST_OP_NPT,
+ * tests/qtest/guest/npt.c): it runs a small L2 under a VMCB with nested
+ * paging and records what L2 did and every #VMEXIT; this test judges the
+ * values against the architecture (AMD64 Architecture Programmer's
+ * Manual vol. 2: 15.25 "Nested Paging", 15.25.6 "Nested versus Guest
+ * Page Faults, Fault Ordering" for EXITINFO1/EXITINFO2; 5.3 "Long-Mode
+ * Page Translation" and 5.4 for the entry formats and reserved bits).
+ *
+ * - shared tables: nCR3 shares L1's own page directory and L2 runs on
+ *   L1's own page tables (the setup behind Linux 6.12 commit
+ *   2fb2b7877b3a, where KVM write-protects tables L1 itself walks);
+ *   many rounds of L2 writing a pattern, L1 checking it and walking the
+ *   shared tables, all complete;
+ * - one NPT entry changed (present, writable, user, NX with and without
+ *   L1's EFER.NXE, reserved bits at every level), on the way to the
+ *   final GPA and to L2's own page tables (the NPF during L2's page
+ *   walk, EXITINFO1 bit 33): the exact EXITINFO1, EXITINFO2, and L2
+ *   resuming once L1 puts the entry back;
+ * - accessed and dirty bits in the nested tables after L2 ran;
+ * - an NPT entry pointing at an L1 address with no RAM: L2's read
+ *   completes, and QEMU reports no guest-memory fault;
+ * - an L2 page backed by L1 RAM whose host file is truncated under the
+ *   running L2: QEMU's report names the L1 guest-physical address.
+ *
+ * TCG always (QEMU's own SVM/NPT emulation).  KVM when the host
+ * exposes nested SVM with NPT (KVM_GET_SUPPORTED_CPUID); the test
+ * skips there with that reason otherwise.
+ */
+
+#include "qemu/osdep.h"
+#include <sys/ioctl.h>
+#include <linux/kvm.h>
+#include "libqtest.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
+#include "guest/guest-qtest.h"
+
+#define MB(f)           (GUEST_MAILBOX_GPA + (f))
+#define EXIT_VMMCALL    0x81
+#define EXIT_NPF        0x400
+
+/* EXITINFO1 of an NPF: the #PF error code bits, and where it was met. */
+#define PF_P            0x1ull
+#define PF_W            0x2ull
+#define PF_U            0x4ull
+#define PF_RSV          0x8ull
+#define PF_ID           0x10ull
+#define NPF_GPA         (1ull << 32)    /* on the final guest address */
+#define NPF_GPT         (1ull << 33)    /* in L2's guest page walk */
+
+#define PTE_P           0x1ull
+#define PTE_W           0x2ull
+#define PTE_U           0x4ull
+#define PTE_A           0x20ull
+#define PTE_D           0x40ull
+#define PTE_PS          0x80ull
+#define PTE_BIT8        0x100ull
+#define PTE_BIT13       0x2000ull
+#define PTE_BIT51       (1ull << 51)
+#define PTE_NX          (1ull << 63)
+
+#define DATA_GPA        0x300000        /* behind a 4 KiB NPT leaf */
+#define DATA_2M_GPA     0x600000        /* behind a 2 MiB NPT leaf */
+#define L2_CR3          GUEST_NPT_L2_GPA
+
+static bool kvm_nested_npt(const char **reason)
+{
+    struct kvm_cpuid2 *cpuid = NULL;
+    bool svm = false, npt = false;
+    int fd = open("/dev/kvm", O_RDWR);
+    int nent = 64;
+
+    if (fd < 0) {
+        *reason = "/dev/kvm cannot be opened";
+        return false;
+    }
+    for (;;) {
+        g_free(cpuid);
+        cpuid = g_malloc0(sizeof(*cpuid) + nent * sizeof(cpuid->entries[0]));
+        cpuid->nent = nent;
+        if (ioctl(fd, KVM_GET_SUPPORTED_CPUID, cpuid) == 0) {
+            break;
+        }
+        if (errno != E2BIG || nent >= 4096) {
+            g_free(cpuid);
+            close(fd);
+            *reason = "KVM_GET_SUPPORTED_CPUID failed";
+            return false;
+        }
+        nent *= 2;
+    }
+    for (unsigned i = 0; i < cpuid->nent; i++) {
+        if (cpuid->entries[i].function == 0x80000001) {
+            svm = cpuid->entries[i].ecx & (1u << 2);
+        } else if (cpuid->entries[i].function == 0x8000000a) {
+            npt = cpuid->entries[i].edx & 1;
+        }
+    }
+    g_free(cpuid);
+    close(fd);
+    if (!svm || !npt) {
+        *reason = "KVM does not expose nested SVM with NPT "
+                  "(KVM_GET_SUPPORTED_CPUID has no SVM or no NPT; "
+                  "kvm_amd nested=1 on an AMD host has both)";
+        return false;
+    }
+    return true;
+}
+
+static bool accel_ok(const char *accel)
+{
+    const char *reason;
+
+    if (!guest_accel_usable(accel, &reason) ||
+        (g_str_equal(accel, "kvm") && !kvm_nested_npt(&reason))) {
+        g_test_skip(reason);
+        return false;
+    }
+    return true;
+}
+
+static GuestVM *start_l1(const char *accel, const char *memory,
+                         uint32_t scenario)
+{
+    GuestVMConfig cfg = {
+        .accel = accel, .memory = memory, .capture_stderr = true,
+    };
+    GuestVM *vm = guest_vm_start_config(&cfg);
+
+    guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_LONG64);
+    guest_vm_request(vm, MB_REQ_OP, GUEST_OP_NPT);
+    guest_vm_request(vm, MB_NPT_SCENARIO, scenario);
+    return vm;
+}
+
+static void request64(GuestVM *vm, uint32_t field, uint64_t value)
+{
+    guest_vm_request(vm, field, value);
+    guest_vm_request(vm, field + 4, value >> 32);
+}
+
+static uint64_t exit_field(GuestVM *vm, int n, uint32_t field)
+{
+    return qtest_readq(vm->qts, MB(MB_NPT_EXITS + n * NPT_EXIT_SIZE + field));
+}
+
+/* Run the L1 to its end; its status must say it passed. */
+static void run_l1(GuestVM *vm)
+{
+    guest_vm_resume(vm);
+    g_assert_true(guest_vm_wait_done(vm, 30000));
+    g_assert_cmphex(qtest_readl(vm->qts, MB(MB_NPT_STATUS)), ==, NPT_PASS);
+}
+
+/* --- shared tables --- */
+
+/*
+ * KVM's per-vCPU count @name of vCPU 0 (query-stats), or -1 where there
+ * is none (TCG).
+ */
+static int64_t kvm_vcpu_stat(QTestState *qts, const char *name)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-stats', 'arguments': "
+                           "{ 'target': 'vcpu', 'providers': [ "
+                           "{ 'provider': 'kvm', 'names': [ %s ] } ] } }",
+                           name);
+    QList *vcpus = qdict_get_qlist(rsp, "return");
+    int64_t value = -1;
+
+    if (vcpus && !qlist_empty(vcpus)) {
+        QDict *vcpu = qobject_to(QDict, qlist_peek(vcpus));
+        QList *providers = qdict_get_qlist(vcpu, "providers");
+        QDict *kvm = qobject_to(QDict, qlist_peek(providers));
+        QListEntry *e;
+
+        QLIST_FOREACH_ENTRY(qdict_get_qlist(kvm, "stats"), e) {
+            QDict *st = qobject_to(QDict, qlist_entry_obj(e));
+
+            if (g_str_equal(qdict_get_str(st, "name"), name)) {
+                value = qdict_get_int(st, "value");
+            }
+        }
+    }
+    qobject_unref(rsp);
+    return value;
+}
+
+/*
+ * On KVM, with L1's tables shared into nCR3, L1's own page walks hit
+ * tables KVM write-protects while shadowing NPT12.  Linux 6.12 (commit
+ * 2fb2b7877b3a) unprotects and resumes instead of emulating L1's
+ * instructions one by one: a round may cost a few emulations, not one
+ * per access.
+ */
+#define MAX_EMULATIONS_PER_ROUND 64
+
+#define ROUNDS          64
+#define ROUND_PAGES     256
+#define ROUND_GPA       0x400000
+
+static void test_shared_tables(const void *opaque)
+{
+    const char *accel = opaque;
+    int64_t before;
+    GuestVM *vm;
+
+    if (!accel_ok(accel)) {
+        return;
+    }
+    vm = start_l1(accel, NULL, NPT_SC_ROUNDS);
+    guest_vm_request(vm, MB_NPT_ROUNDS, ROUNDS);
+    guest_vm_request(vm, MB_NPT_GPA, ROUND_GPA);
+    guest_vm_request(vm, MB_NPT_COUNT, ROUND_PAGES);
+    before = kvm_vcpu_stat(vm->qts, "pf_emulate");
+    run_l1(vm);
+    g_assert_cmpuint(qtest_readl(vm->qts, MB(MB_NPT_ROUNDS_DONE)), ==, ROUNDS);
+    if (g_str_equal(accel, "kvm")) {
+        int64_t after = kvm_vcpu_stat(vm->qts, "pf_emulate");
+
+        g_test_message("KVM pf_emulate: %" PRId64 " over %d rounds, "
+                       "pf_taken %" PRId64 ", pf_fixed %" PRId64,
+                       after - before, ROUNDS,
+                       kvm_vcpu_stat(vm->qts, "pf_taken"),
+                       kvm_vcpu_stat(vm->qts, "pf_fixed"));
+        g_assert_cmpint(before, >=, 0);
+        g_assert_cmpint(after - before, <=,
+                        ROUNDS * MAX_EMULATIONS_PER_ROUND);
+    }
+    guest_vm_free(vm);
+}
+
+/* --- one NPT entry changed --- */
+
+typedef struct FaultCase {
+    const char *name;
+    uint32_t gpa;               /* the entry is on the way to this GPA */
+    uint32_t l2_addr;           /* what L2 touches (0: gpa) */
+    int level;                  /* 1: the 4 KiB leaf ... 4: the PML4E */
+    uint32_t access;
+    uint64_t set, clear;
+    uint32_t flags;
+    bool no_fault;              /* the change must not fault */
+    uint64_t info1;             /* EXITINFO1 expected */
+    uint64_t info2_lo, info2_hi; /* EXITINFO2 expected in [lo, hi] */
+} FaultCase;
+
+#define FINAL(x)    (NPF_GPA | PF_U | (x))
+#define WALK(x)     (NPF_GPT | PF_U | PF_W | (x))
+#define AT(a)       (a), (a)
+
+static const FaultCase fault_cases[] = {
+    /* Not present: U, plus W for a write; fetch reports ID with NXE. */
+    { "not-present/read", DATA_GPA, 0, 1, NPT_ACCESS_READ, 0, PTE_P, 0,
+      false, FINAL(0), AT(DATA_GPA) },
+    { "not-present/write", DATA_GPA, 0, 1, NPT_ACCESS_WRITE, 0, PTE_P, 0,
+      false, FINAL(PF_W), AT(DATA_GPA) },
+    { "not-present/fetch", DATA_GPA, 0, 1, NPT_ACCESS_FETCH, 0, PTE_P, 0,
+      false, FINAL(0), AT(DATA_GPA) },
+    { "not-present/fetch-nxe", DATA_GPA, 0, 1, NPT_ACCESS_FETCH, 0, PTE_P,
+      NPT_F_NXE, false, FINAL(PF_ID), AT(DATA_GPA) },
+    { "not-present/pde", DATA_GPA, 0, 2, NPT_ACCESS_READ, 0, PTE_P, 0,
+      false, FINAL(0), AT(DATA_GPA) },
+    /* Read-only: a write faults, a read does not. */
+    { "read-only/write", DATA_GPA, 0, 1, NPT_ACCESS_WRITE, 0, PTE_W, 0,
+      false, FINAL(PF_P | PF_W), AT(DATA_GPA) },
+    { "read-only/read", DATA_GPA, 0, 1, NPT_ACCESS_READ, 0, PTE_W, 0,
+      true },
+    { "read-only/pde-write", DATA_GPA, 0, 2, NPT_ACCESS_WRITE, 0, PTE_W, 0,
+      false, FINAL(PF_P | PF_W), AT(DATA_GPA) },
+    /* Every NPT access is a user access. */
+    { "supervisor/read", DATA_GPA, 0, 1, NPT_ACCESS_READ, 0, PTE_U, 0,
+      false, FINAL(PF_P), AT(DATA_GPA) },
+    { "supervisor/pde", DATA_GPA, 0, 2, NPT_ACCESS_READ, 0, PTE_U, 0,
+      false, FINAL(PF_P), AT(DATA_GPA) },
+    /* NX: a fetch faults with L1's EFER.NXE; without it NX is reserved. */
+    { "nx/fetch-nxe", DATA_GPA, 0, 1, NPT_ACCESS_FETCH, PTE_NX, 0,
+      NPT_F_NXE, false, FINAL(PF_P | PF_ID), AT(DATA_GPA) },
+    { "nx/read-nxe", DATA_GPA, 0, 1, NPT_ACCESS_READ, PTE_NX, 0, NPT_F_NXE,
+      true },
+    { "nx/fetch-no-nxe", DATA_GPA, 0, 1, NPT_ACCESS_FETCH, PTE_NX, 0, 0,
+      false, FINAL(PF_P | PF_RSV), AT(DATA_GPA) },
+    { "nx/read-no-nxe", DATA_GPA, 0, 1, NPT_ACCESS_READ, PTE_NX, 0, 0,
+      false, FINAL(PF_P | PF_RSV), AT(DATA_GPA) },
+    /* Reserved bits: P is set (the entry is present), and RSV. */
+    { "reserved/pte-maxphyaddr", DATA_GPA, 0, 1, NPT_ACCESS_READ,
+      PTE_BIT51, 0, 0, false, FINAL(PF_P | PF_RSV), AT(DATA_GPA) },
+    { "reserved/pte-fetch-nxe", DATA_GPA, 0, 1, NPT_ACCESS_FETCH,
+      PTE_BIT51, 0, NPT_F_NXE, false, FINAL(PF_P | PF_RSV | PF_ID),
+      AT(DATA_GPA) },
+    { "reserved/pde-maxphyaddr", DATA_GPA, 0, 2, NPT_ACCESS_READ,
+      PTE_BIT51, 0, 0, false, FINAL(PF_P | PF_RSV), AT(DATA_GPA) },
+    { "reserved/pde-2m-bit13", DATA_2M_GPA, 0, 2, NPT_ACCESS_READ,
+      PTE_BIT13, 0, 0, false, FINAL(PF_P | PF_RSV), AT(DATA_2M_GPA) },
+    /*
+     * The PDPE for GPA 0-1 GiB also maps L2's stack and command block:
+     * L2's first access through it faults, whichever that is.
+     */
+    { "reserved/pdpe-maxphyaddr", DATA_GPA, 0, 3, NPT_ACCESS_READ,
+      PTE_BIT51, 0, 0, false, FINAL(PF_P | PF_RSV), 0, 0x3fffffff },
+    { "reserved/pdpe-bit8", DATA_GPA, 0, 3, NPT_ACCESS_READ,
+      PTE_BIT8, 0, 0, false, FINAL(PF_P | PF_RSV), 0, 0x3fffffff },
+    /* The PML4E also maps L2's page tables: the walk meets it first. */
+    { "reserved/pml4e-maxphyaddr", DATA_GPA, 0, 4, NPT_ACCESS_READ,
+      PTE_BIT51, 0, 0, false, WALK(PF_P | PF_RSV), AT(L2_CR3) },
+    { "reserved/pml4e-bit7", DATA_GPA, 0, 4, NPT_ACCESS_READ,
+      PTE_PS, 0, 0, false, WALK(PF_P | PF_RSV), AT(L2_CR3) },
+    { "reserved/pml4e-bit8", DATA_GPA, 0, 4, NPT_ACCESS_READ,
+      PTE_BIT8, 0, 0, false, WALK(PF_P | PF_RSV), AT(L2_CR3) },
+    /*
+     * The NPT entries that map L2's own page-table page: the NPF comes
+     * during L2's page walk (a write: the walk may set A/D bits), with
+     * the guest table's GPA in EXITINFO2.
+     */
+    { "walk/read-only", L2_CR3, DATA_GPA, 1, NPT_ACCESS_READ, 0, PTE_W, 0,
+      false, WALK(PF_P), AT(L2_CR3) },
+    { "walk/not-present", L2_CR3, DATA_GPA, 1, NPT_ACCESS_READ, 0, PTE_P, 0,
+      false, WALK(0), AT(L2_CR3) },
+    { "walk/supervisor", L2_CR3, DATA_GPA, 1, NPT_ACCESS_READ, 0, PTE_U, 0,
+      false, WALK(PF_P), AT(L2_CR3) },
+    { "walk/reserved", L2_CR3, DATA_GPA, 1, NPT_ACCESS_READ, PTE_BIT51, 0,
+      0, false, WALK(PF_P | PF_RSV), AT(L2_CR3) },
+    { "walk/reserved-pde", L2_CR3, DATA_GPA, 2, NPT_ACCESS_READ, PTE_BIT51,
+      0, 0, false, WALK(PF_P | PF_RSV), AT(L2_CR3) },
+    { "walk/reserved-pdpe-bit8", L2_CR3, DATA_GPA, 3, NPT_ACCESS_READ,
+      PTE_BIT8, 0, 0, false, WALK(PF_P | PF_RSV), AT(L2_CR3) },
+};
+
+typedef struct FaultRun {
+    const char *accel;
+    const FaultCase *c;
+} FaultRun;
+
+static void test_fault(const void *opaque)
+{
+    const FaultRun *r = opaque;
+    const FaultCase *c = r->c;
+    uint32_t last;
+    GuestVM *vm;
+
+    if (!accel_ok(r->accel)) {
+        return;
+    }
+    vm = start_l1(r->accel, NULL, NPT_SC_FAULT);
+    guest_vm_request(vm, MB_NPT_GPA, c->gpa);
+    guest_vm_request(vm, MB_NPT_L2_ADDR, c->l2_addr);
+    guest_vm_request(vm, MB_NPT_LEVEL, c->level);
+    guest_vm_request(vm, MB_NPT_ACCESS, c->access);
+    guest_vm_request(vm, MB_NPT_FLAGS, c->flags);
+    request64(vm, MB_NPT_SET, c->set);
+    request64(vm, MB_NPT_CLEAR, c->clear);
+    run_l1(vm);
+
+    if (c->no_fault) {
+        g_assert_cmphex(exit_field(vm, 0, NPT_EXIT_CODE), ==, EXIT_VMMCALL);
+    } else {
+        g_assert_cmphex(exit_field(vm, 0, NPT_EXIT_CODE), ==, EXIT_NPF);
+        g_assert_cmphex(exit_field(vm, 0, NPT_EXIT_INFO1), ==, c->info1);
+        g_assert_cmphex(exit_field(vm, 0, NPT_EXIT_INFO2), >=, c->info2_lo);
+        g_assert_cmphex(exit_field(vm, 0, NPT_EXIT_INFO2), <=, c->info2_hi);
+    }
+    /* The entry put back, L2 resumes where it stopped and finishes. */
+    last = qtest_readl(vm->qts, MB(MB_NPT_NR_EXITS)) - 1;
+    g_assert_cmphex(exit_field(vm, last, NPT_EXIT_CODE), ==, EXIT_VMMCALL);
+    g_assert_cmpuint(qtest_readl(vm->qts, MB(MB_NPT_L2_DONE)), ==, 1);
+    if (c->access == NPT_ACCESS_WRITE) {
+        g_assert_cmphex(qtest_readq(vm->qts, c->l2_addr ? c->l2_addr : c->gpa),
+                        ==, 0x5a5a5a5a5a5a5a5aull);
+    }
+    guest_vm_free(vm);
+}
+
+/* --- accessed and dirty bits --- */
+
+static void test_accessed_dirty(const void *opaque)
+{
+    const char *accel = opaque;
+    GuestVM *vm;
+
+    if (!accel_ok(accel)) {
+        return;
+    }
+    vm = start_l1(accel, NULL, NPT_SC_AD);
+    guest_vm_request(vm, MB_NPT_GPA, DATA_GPA);
+    run_l1(vm);
+    for (int l = 0; l < 4; l++) {
+        uint64_t w = qtest_readq(vm->qts, MB(MB_NPT_AD + l * 8));
+        uint64_t r = qtest_readq(vm->qts, MB(MB_NPT_AD + 32 + l * 8));
+
+        /* Accessed on every level walked. */
+        g_assert_cmphex(w & PTE_A, ==, PTE_A);
+        g_assert_cmphex(r & PTE_A, ==, PTE_A);
+        if (l == 0) {
+            /* Dirty on the leaf that was written, not on the read one. */
+            g_assert_cmphex(w & PTE_D, ==, PTE_D);
+            g_assert_cmphex(r & PTE_D, ==, 0);
+        }
+    }
+    guest_vm_free(vm);
+}
+
+/* --- where the NPT points --- */
+
+#define L1_NO_RAM       0x50000000      /* nothing there on pc, 64 MiB */
+#define L1_HIGH_RAM     0x3000000       /* 48 MiB: past a 44 MiB file */
+#define CUT_SIZE        0x2c00000       /* keeps L2's tables at 40 MiB */
+
+/* An NPT leaf to an L1 address with nothing behind it. */
+static void test_no_ram(const void *opaque)
+{
+    const char *accel = opaque;
+    g_autofree char *err = NULL;
+    GuestVM *vm;
+
+    if (!accel_ok(accel)) {
+        return;
+    }
+    vm = start_l1(accel, NULL, NPT_SC_REMAP);
+    guest_vm_request(vm, MB_NPT_GPA, DATA_GPA);
+    request64(vm, MB_NPT_TARGET, L1_NO_RAM);
+    guest_vm_request(vm, MB_NPT_ROUNDS, 3);
+    run_l1(vm);
+    g_assert_cmpuint(qtest_readl(vm->qts, MB(MB_NPT_ROUNDS_DONE)), ==, 3);
+    g_assert_null(qtest_qmp_event_ref(vm->qts, "GUEST_MEMORY_FAULT"));
+    err = guest_vm_stderr(vm);
+    g_assert_null(strstr(err, "guest memory fault"));
+    guest_vm_free(vm);
+}
+
+/*
+ * L2 reads a page that NPT maps to L1's RAM at 48 MiB, in a loop; the
+ * backing file is cut to 44 MiB under it.  The report names the L1
+ * guest-physical address, which is what QEMU's RAM is addressed by.
+ */
+static void test_lost_ram(const void *opaque)
+{
+    const char *accel = opaque;
+    g_autofree char *dir = g_dir_make_tmp("nested-npt-test-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "ram", NULL);
+    g_autofree char *memory = g_strdup_printf(
+        "memory-backend-file,id=ram0,size=64M,mem-path=%s,share=on,"
+        "backing-watch=off", path);
+    gint64 deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+    QDict *ev, *data;
+    GuestVM *vm;
+
+    if (!accel_ok(accel)) {
+        rmdir(dir);
+        return;
+    }
+    vm = start_l1(accel, memory, NPT_SC_REMAP);
+    guest_vm_request(vm, MB_NPT_GPA, DATA_GPA);
+    request64(vm, MB_NPT_TARGET, L1_HIGH_RAM);
+    guest_vm_request(vm, MB_NPT_ROUNDS, 0);
+    guest_vm_resume(vm);
+    while (qtest_readl(vm->qts, MB(MB_NPT_ROUNDS_DONE)) < 1) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+    g_assert_cmpint(truncate(path, CUT_SIZE), ==, 0);
+    ev = guest_qmp_wait_event(vm->qts, "GUEST_MEMORY_FAULT", 20000);
+    g_assert_nonnull(ev);
+    data = qdict_get_qdict(ev, "data");
+    g_assert_cmphex(qdict_get_int(data, "gpa"), ==, L1_HIGH_RAM);
+    g_assert_cmpstr(qdict_get_str(data, "block"), ==, "ram0");
+    qobject_unref(ev);
+    guest_vm_assert_internal_error(vm->qts);
+    guest_vm_free(vm);
+    unlink(path);
+    rmdir(dir);
+}
+
+static void test_skip(const void *opaque)
+{
+    g_test_skip(opaque);
+}
+
+static void add_accel(const char *ac)
+{
+    static const struct {
+        const char *name;
+        GTestDataFunc fn;
+    } simple[] = {
+        { "shared-tables", test_shared_tables },
+        { "accessed-dirty", test_accessed_dirty },
+        { "no-ram", test_no_ram },
+        { "lost-ram", test_lost_ram },
+    };
+
+    for (int i = 0; i < ARRAY_SIZE(simple); i++) {
+        g_autofree char *p = g_strdup_printf("/x86/nested-npt/%s/%s", ac,
+                                             simple[i].name);
+
+        qtest_add_data_func(p, ac, simple[i].fn);
+    }
+    for (int i = 0; i < ARRAY_SIZE(fault_cases); i++) {
+        FaultRun *r = g_new0(FaultRun, 1);
+        g_autofree char *p = NULL;
+
+        r->accel = ac;
+        r->c = &fault_cases[i];
+        p = g_strdup_printf("/x86/nested-npt/%s/fault/%s", ac,
+                            fault_cases[i].name);
+        qtest_add_data_func_full(p, r, test_fault, g_free);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const char *const accels[] = { "tcg", "kvm" };
+    const char *reason;
+
+    g_test_init(&argc, &argv, NULL);
+    for (int a = 0; a < ARRAY_SIZE(accels); a++) {
+        if (guest_accel_usable(accels[a], &reason) &&
+            (!g_str_equal(accels[a], "kvm") || kvm_nested_npt(&reason))) {
+            add_accel(accels[a]);
+        } else {
+            /* The reason once, not once per case. */
+            g_autofree char *p = g_strdup_printf("/x86/nested-npt/%s",
+                                                 accels[a]);
+
+            qtest_add_data_func(p, reason, test_skip);
+        }
+    }
+    return g_test_run();
+}
