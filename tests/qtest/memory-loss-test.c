@@ -8,7 +8,8 @@
  *   and 4 vCPUs, 20 times each, the VM stays in internal-error whatever
  *   the guest does (no RESET, no SHUTDOWN, cont refused), with exactly
  *   one GUEST_MEMORY_FAULT;
- * - nothing fabricated: migration to file: and exec:, snapshot-save,
+ * - nothing fabricated: migration to file: and exec:, a device's DMA
+ *   (fw_cfg), snapshot-save,
  *   dump-guest-memory, pmemsave/memsave (again and again) and HMP xp
  *   fail on lost RAM and name it, qtest reads give all ones, the source
  *   VM stays stopped;
@@ -36,6 +37,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/bswap.h"
 #include "libqtest.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
@@ -497,6 +499,59 @@ static void test_migrate_after_loss(const void *opaque)
     guest_vm_free(vm);
     unlink(path);
     unlink(out);
+}
+
+/*
+ * A device's DMA into lost RAM: fw_cfg's DMA interface (docs/specs/
+ * fw_cfg.rst) copies the "QEMU" signature to guest memory through the
+ * memory API.  Into a kept page it succeeds; into a lost one the device
+ * sees an error (FW_CFG_DMA_CTL_ERROR in the control word) and the page
+ * stays unreadable, nothing is written over the stand-in.
+ */
+#define FW_CFG_DMA_PORT     0x514
+#define DMA_CTL_ERROR       0x01
+#define DMA_CTL_READ        0x02
+#define DMA_CTL_SELECT      0x08
+#define DMA_ACCESS          (GUEST_MAILBOX_GPA + 0x800)
+#define DMA_KEPT            (GUEST_MAILBOX_GPA + 0x900)
+
+static uint32_t fw_cfg_dma_signature(QTestState *qts, uint64_t dest)
+{
+    struct {
+        uint32_t control, length;
+        uint64_t address;
+    } access = {
+        .control = cpu_to_be32(DMA_CTL_SELECT | DMA_CTL_READ),  /* key 0 */
+        .length = cpu_to_be32(4),
+        .address = cpu_to_be64(dest),
+    };
+
+    qtest_memwrite(qts, DMA_ACCESS, &access, sizeof(access));
+    qtest_outl(qts, FW_CFG_DMA_PORT, cpu_to_be32(0));
+    /* Writing the low half of the address starts the transfer. */
+    qtest_outl(qts, FW_CFG_DMA_PORT + 4, cpu_to_be32(DMA_ACCESS));
+    return be32_to_cpu(qtest_readl(qts, DMA_ACCESS));
+}
+
+static void test_device_dma(const void *opaque)
+{
+    const char *accel = opaque;
+    g_autofree char *path = ram_file("ram-dma");
+    GuestVM *vm;
+
+    if (!accel_ok(accel)) {
+        return;
+    }
+    vm = start_lost_vm(accel, path);
+    g_assert_cmphex(fw_cfg_dma_signature(vm->qts, DMA_KEPT), ==, 0);
+    g_assert_cmphex(qtest_readl(vm->qts, DMA_KEPT), ==, 0x554d4551);
+    g_assert_cmphex(fw_cfg_dma_signature(vm->qts, TARGET) & DMA_CTL_ERROR,
+                    ==, DMA_CTL_ERROR);
+    g_assert_cmphex(qtest_readl(vm->qts, TARGET), ==, UINT32_MAX);
+    g_assert_cmpint(count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
+    guest_vm_assert_internal_error(vm->qts);
+    guest_vm_free(vm);
+    unlink(path);
 }
 
 /*
@@ -1064,6 +1119,7 @@ int main(int argc, char **argv)
             { "snapshot-save", test_snapshot_after_loss },
             { "dump", test_dump_after_loss },
             { "second-read", test_second_read },
+            { "device-dma", test_device_dma },
             { "several-vcpus", test_several_vcpus },
             { "reset-still-lost", test_reset_still_lost },
             { "watch-rearms", test_watch_rearms },

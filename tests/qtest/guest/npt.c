@@ -101,34 +101,39 @@
 #define L2_FETCH        NPT_ACCESS_FETCH
 #define L2_PATTERN      4               /* write COUNT pages from ADDR */
 
-static inline volatile uint32_t *mb32(uint32_t off)
+/*
+ * Plain pointers into guest RAM: the qtest reads what L1 leaves there
+ * once L1 is done, and every VMRUN (an asm statement that clobbers
+ * memory) makes the compiler write back and reload around it.
+ */
+static inline uint32_t *mb32(uint32_t off)
 {
-    return (volatile uint32_t *)(uintptr_t)(GUEST_MAILBOX_GPA + off);
+    return (uint32_t *)(uintptr_t)(GUEST_MAILBOX_GPA + off);
 }
 
-static inline volatile uint64_t *mb64(uint32_t off)
+static inline uint64_t *mb64(uint32_t off)
 {
-    return (volatile uint64_t *)(uintptr_t)(GUEST_MAILBOX_GPA + off);
+    return (uint64_t *)(uintptr_t)(GUEST_MAILBOX_GPA + off);
 }
 
-static inline volatile uint64_t *ram64(uint64_t pa)
+static inline uint64_t *ram64(uint64_t pa)
 {
-    return (volatile uint64_t *)(uintptr_t)pa;
+    return (uint64_t *)(uintptr_t)pa;
 }
 
-static inline volatile uint32_t *ram32(uint64_t pa)
+static inline uint32_t *ram32(uint64_t pa)
 {
-    return (volatile uint32_t *)(uintptr_t)pa;
+    return (uint32_t *)(uintptr_t)pa;
 }
 
-static inline volatile uint16_t *ram16(uint64_t pa)
+static inline uint16_t *ram16(uint64_t pa)
 {
-    return (volatile uint16_t *)(uintptr_t)pa;
+    return (uint16_t *)(uintptr_t)pa;
 }
 
-static inline volatile uint8_t *ram8(uint64_t pa)
+static inline uint8_t *ram8(uint64_t pa)
 {
-    return (volatile uint8_t *)(uintptr_t)pa;
+    return (uint8_t *)(uintptr_t)pa;
 }
 
 static void zero(uint64_t pa, uint64_t len)
