@@ -250,51 +250,50 @@ typedef struct FaultCase {
 
 #define FINAL(x)    (NPF_GPA | PF_U | (x))
 #define WALK(x)     (NPF_GPT | PF_U | PF_W | (x))
-#define AT(a)       (a), (a)
 
 static const FaultCase fault_cases[] = {
     /* Not present: U, plus W for a write; fetch reports ID with NXE. */
     { "not-present/read", DATA_GPA, 0, 1, NPT_ACCESS_READ, 0, PTE_P, 0,
-      false, FINAL(0), AT(DATA_GPA) },
+      false, FINAL(0), DATA_GPA, DATA_GPA },
     { "not-present/write", DATA_GPA, 0, 1, NPT_ACCESS_WRITE, 0, PTE_P, 0,
-      false, FINAL(PF_W), AT(DATA_GPA) },
+      false, FINAL(PF_W), DATA_GPA, DATA_GPA },
     { "not-present/fetch", DATA_GPA, 0, 1, NPT_ACCESS_FETCH, 0, PTE_P, 0,
-      false, FINAL(0), AT(DATA_GPA) },
+      false, FINAL(0), DATA_GPA, DATA_GPA },
     { "not-present/fetch-nxe", DATA_GPA, 0, 1, NPT_ACCESS_FETCH, 0, PTE_P,
-      NPT_F_NXE, false, FINAL(PF_ID), AT(DATA_GPA) },
+      NPT_F_NXE, false, FINAL(PF_ID), DATA_GPA, DATA_GPA },
     { "not-present/pde", DATA_GPA, 0, 2, NPT_ACCESS_READ, 0, PTE_P, 0,
-      false, FINAL(0), AT(DATA_GPA) },
+      false, FINAL(0), DATA_GPA, DATA_GPA },
     /* Read-only: a write faults, a read does not. */
     { "read-only/write", DATA_GPA, 0, 1, NPT_ACCESS_WRITE, 0, PTE_W, 0,
-      false, FINAL(PF_P | PF_W), AT(DATA_GPA) },
+      false, FINAL(PF_P | PF_W), DATA_GPA, DATA_GPA },
     { "read-only/read", DATA_GPA, 0, 1, NPT_ACCESS_READ, 0, PTE_W, 0,
       true },
     { "read-only/pde-write", DATA_GPA, 0, 2, NPT_ACCESS_WRITE, 0, PTE_W, 0,
-      false, FINAL(PF_P | PF_W), AT(DATA_GPA) },
+      false, FINAL(PF_P | PF_W), DATA_GPA, DATA_GPA },
     /* Every NPT access is a user access. */
     { "supervisor/read", DATA_GPA, 0, 1, NPT_ACCESS_READ, 0, PTE_U, 0,
-      false, FINAL(PF_P), AT(DATA_GPA) },
+      false, FINAL(PF_P), DATA_GPA, DATA_GPA },
     { "supervisor/pde", DATA_GPA, 0, 2, NPT_ACCESS_READ, 0, PTE_U, 0,
-      false, FINAL(PF_P), AT(DATA_GPA) },
+      false, FINAL(PF_P), DATA_GPA, DATA_GPA },
     /* NX: a fetch faults with L1's EFER.NXE; without it NX is reserved. */
     { "nx/fetch-nxe", DATA_GPA, 0, 1, NPT_ACCESS_FETCH, PTE_NX, 0,
-      NPT_F_NXE, false, FINAL(PF_P | PF_ID), AT(DATA_GPA) },
+      NPT_F_NXE, false, FINAL(PF_P | PF_ID), DATA_GPA, DATA_GPA },
     { "nx/read-nxe", DATA_GPA, 0, 1, NPT_ACCESS_READ, PTE_NX, 0, NPT_F_NXE,
       true },
     { "nx/fetch-no-nxe", DATA_GPA, 0, 1, NPT_ACCESS_FETCH, PTE_NX, 0, 0,
-      false, FINAL(PF_P | PF_RSV), AT(DATA_GPA) },
+      false, FINAL(PF_P | PF_RSV), DATA_GPA, DATA_GPA },
     { "nx/read-no-nxe", DATA_GPA, 0, 1, NPT_ACCESS_READ, PTE_NX, 0, 0,
-      false, FINAL(PF_P | PF_RSV), AT(DATA_GPA) },
+      false, FINAL(PF_P | PF_RSV), DATA_GPA, DATA_GPA },
     /* Reserved bits: P is set (the entry is present), and RSV. */
     { "reserved/pte-maxphyaddr", DATA_GPA, 0, 1, NPT_ACCESS_READ,
-      PTE_BIT51, 0, 0, false, FINAL(PF_P | PF_RSV), AT(DATA_GPA) },
+      PTE_BIT51, 0, 0, false, FINAL(PF_P | PF_RSV), DATA_GPA, DATA_GPA },
     { "reserved/pte-fetch-nxe", DATA_GPA, 0, 1, NPT_ACCESS_FETCH,
       PTE_BIT51, 0, NPT_F_NXE, false, FINAL(PF_P | PF_RSV | PF_ID),
-      AT(DATA_GPA) },
+      DATA_GPA, DATA_GPA },
     { "reserved/pde-maxphyaddr", DATA_GPA, 0, 2, NPT_ACCESS_READ,
-      PTE_BIT51, 0, 0, false, FINAL(PF_P | PF_RSV), AT(DATA_GPA) },
+      PTE_BIT51, 0, 0, false, FINAL(PF_P | PF_RSV), DATA_GPA, DATA_GPA },
     { "reserved/pde-2m-bit13", DATA_2M_GPA, 0, 2, NPT_ACCESS_READ,
-      PTE_BIT13, 0, 0, false, FINAL(PF_P | PF_RSV), AT(DATA_2M_GPA) },
+      PTE_BIT13, 0, 0, false, FINAL(PF_P | PF_RSV), DATA_2M_GPA, DATA_2M_GPA },
     /*
      * The PDPE for GPA 0-1 GiB also maps L2's stack and command block:
      * L2's first access through it faults, whichever that is.
@@ -305,28 +304,28 @@ static const FaultCase fault_cases[] = {
       PTE_BIT8, 0, 0, false, FINAL(PF_P | PF_RSV), 0, 0x3fffffff },
     /* The PML4E also maps L2's page tables: the walk meets it first. */
     { "reserved/pml4e-maxphyaddr", DATA_GPA, 0, 4, NPT_ACCESS_READ,
-      PTE_BIT51, 0, 0, false, WALK(PF_P | PF_RSV), AT(L2_CR3) },
+      PTE_BIT51, 0, 0, false, WALK(PF_P | PF_RSV), L2_CR3, L2_CR3 },
     { "reserved/pml4e-bit7", DATA_GPA, 0, 4, NPT_ACCESS_READ,
-      PTE_PS, 0, 0, false, WALK(PF_P | PF_RSV), AT(L2_CR3) },
+      PTE_PS, 0, 0, false, WALK(PF_P | PF_RSV), L2_CR3, L2_CR3 },
     { "reserved/pml4e-bit8", DATA_GPA, 0, 4, NPT_ACCESS_READ,
-      PTE_BIT8, 0, 0, false, WALK(PF_P | PF_RSV), AT(L2_CR3) },
+      PTE_BIT8, 0, 0, false, WALK(PF_P | PF_RSV), L2_CR3, L2_CR3 },
     /*
      * The NPT entries that map L2's own page-table page: the NPF comes
      * during L2's page walk (a write: the walk may set A/D bits), with
      * the guest table's GPA in EXITINFO2.
      */
     { "walk/read-only", L2_CR3, DATA_GPA, 1, NPT_ACCESS_READ, 0, PTE_W, 0,
-      false, WALK(PF_P), AT(L2_CR3) },
+      false, WALK(PF_P), L2_CR3, L2_CR3 },
     { "walk/not-present", L2_CR3, DATA_GPA, 1, NPT_ACCESS_READ, 0, PTE_P, 0,
-      false, WALK(0), AT(L2_CR3) },
+      false, WALK(0), L2_CR3, L2_CR3 },
     { "walk/supervisor", L2_CR3, DATA_GPA, 1, NPT_ACCESS_READ, 0, PTE_U, 0,
-      false, WALK(PF_P), AT(L2_CR3) },
+      false, WALK(PF_P), L2_CR3, L2_CR3 },
     { "walk/reserved", L2_CR3, DATA_GPA, 1, NPT_ACCESS_READ, PTE_BIT51, 0,
-      0, false, WALK(PF_P | PF_RSV), AT(L2_CR3) },
+      0, false, WALK(PF_P | PF_RSV), L2_CR3, L2_CR3 },
     { "walk/reserved-pde", L2_CR3, DATA_GPA, 2, NPT_ACCESS_READ, PTE_BIT51,
-      0, 0, false, WALK(PF_P | PF_RSV), AT(L2_CR3) },
+      0, 0, false, WALK(PF_P | PF_RSV), L2_CR3, L2_CR3 },
     { "walk/reserved-pdpe-bit8", L2_CR3, DATA_GPA, 3, NPT_ACCESS_READ,
-      PTE_BIT8, 0, 0, false, WALK(PF_P | PF_RSV), AT(L2_CR3) },
+      PTE_BIT8, 0, 0, false, WALK(PF_P | PF_RSV), L2_CR3, L2_CR3 },
 };
 
 typedef struct FaultRun {

@@ -580,8 +580,7 @@ static void scenario_remap(void)
     *mb32(MB_NPT_STATUS) = NPT_PASS;
 }
 
-void npt_main(void);
-
+/* Called from entry.S (op64), which has no C prototypes. */
 void npt_main(void)
 {
     uint32_t a, b, c, d;
