@@ -28,8 +28,10 @@ last_patch() {
     series_patches "$1/patches" | tail -n 1
 }
 
-second_patch() {
-    series_patches "$1/patches" | sed -n 2p
+# The patch that adds the test guest (its hunks and subject the cases
+# below rely on), wherever the series has it.
+guest_patch() {
+    series_patches "$1/patches" | grep -m1 'tests-qtest-add-a-freestanding'
 }
 
 # expect_failure NAME PATTERN: the checker fails on $tmp/NAME and its
@@ -51,25 +53,25 @@ expect_failure() {
 
 # 1. A hunk whose context no longer matches pristine 10.2.2.
 copy_repo broken-hunk
-p=$tmp/broken-hunk/patches/$(second_patch "$tmp/broken-hunk")
+p=$tmp/broken-hunk/patches/$(guest_patch "$tmp/broken-hunk")
 sed -i '0,/^ qtest_executables = {}$/s//  qtest_executables = {}/' "$p"
 expect_failure broken-hunk "not ok 3 - every patch applies.*|does not apply"
 
 # 2. No Signed-off-by.
 copy_repo no-signoff
-p=$tmp/no-signoff/patches/$(second_patch "$tmp/no-signoff")
+p=$tmp/no-signoff/patches/$(guest_patch "$tmp/no-signoff")
 sed -i '/^Signed-off-by: /d' "$p"
 expect_failure no-signoff "no Signed-off-by: line"
 
 # 3. A subject that is not "subsystem: summary".
 copy_repo bad-subject
-p=$tmp/bad-subject/patches/$(second_patch "$tmp/bad-subject")
+p=$tmp/bad-subject/patches/$(guest_patch "$tmp/bad-subject")
 sed -i 's/^Subject: \[PATCH\] tests\/qtest: /Subject: [PATCH] /' "$p"
 expect_failure bad-subject "is not 'subsystem: summary'"
 
 # 4. No body.
 copy_repo no-body
-p=$tmp/no-body/patches/$(second_patch "$tmp/no-body")
+p=$tmp/no-body/patches/$(guest_patch "$tmp/no-body")
 awk 'BEGIN { skip = 0 }
      /^$/ && !seen { print; skip = 1; seen = 1; next }
      skip && /^Signed-off-by: / { skip = 0 }
