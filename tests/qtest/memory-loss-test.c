@@ -8,8 +8,8 @@
  *   and 4 vCPUs, 20 times each, the VM stays in internal-error whatever
  *   the guest does (no RESET, no SHUTDOWN, cont refused), with exactly
  *   one GUEST_MEMORY_FAULT;
- * - nothing fabricated: migration to file: and exec:, a device's DMA
- *   (fw_cfg), snapshot-save,
+ * - nothing fabricated: migration to file: and exec: and postcopy to a
+ *   second QEMU, a device's DMA (fw_cfg), snapshot-save,
  *   dump-guest-memory, pmemsave/memsave (again and again) and HMP xp
  *   fail on lost RAM and name it, qtest reads give all ones, the source
  *   VM stays stopped;
@@ -499,6 +499,69 @@ static void test_migrate_after_loss(const void *opaque)
     guest_vm_free(vm);
     unlink(path);
     unlink(out);
+}
+
+/*
+ * Postcopy to a second QEMU over a UNIX socket, asked to switch to
+ * postcopy at once: the source, with lost RAM, fails the migration in
+ * its setup and names the range, and stays stopped; the destination
+ * never runs.  Needs userfaultfd on the destination; skips otherwise.
+ */
+static void test_migrate_postcopy(const void *opaque)
+{
+    const char *accel = opaque;
+    g_autofree char *path = ram_file("ram-postcopy");
+    g_autofree char *sock = ram_file("postcopy.sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    g_autofree char *status = NULL, *desc = NULL, *dst_status = NULL;
+    QTestState *dst;
+    GuestVM *vm;
+    QDict *rsp;
+
+    if (!accel_ok(accel)) {
+        return;
+    }
+    dst = qtest_initf("-accel %s -machine pc -cpu max -m 64M -nodefaults "
+                      "-incoming defer", accel);
+    rsp = qtest_qmp(dst, "{ 'execute': 'migrate-set-capabilities', "
+                    "'arguments': { 'capabilities': [ "
+                    "{ 'capability': 'postcopy-ram', 'state': true } ] } }");
+    if (qdict_haskey(rsp, "error")) {
+        g_autofree char *why = g_strdup_printf(
+            "postcopy unavailable here: %s",
+            qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"));
+
+        qobject_unref(rsp);
+        qtest_quit(dst);
+        g_test_skip(why);
+        return;
+    }
+    qobject_unref(rsp);
+    /* A failed incoming migration must leave it up, to be asked. */
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s, "
+                             "'exit-on-error': false } }", uri);
+
+    vm = start_lost_vm(accel, path);
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': "
+                             "'migrate-set-capabilities', 'arguments': "
+                             "{ 'capabilities': [ { 'capability': "
+                             "'postcopy-ram', 'state': true } ] } }");
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'migrate', "
+                             "'arguments': { 'uri': %s } }", uri);
+    /* Ask for postcopy at once; refused if the migration ended already. */
+    qobject_unref(qtest_qmp(vm->qts,
+                            "{ 'execute': 'migrate-start-postcopy' }"));
+    status = migration_end(vm->qts, &desc);
+    g_assert_cmpstr(status, ==, "failed");
+    g_assert_nonnull(strstr(desc, LOST_WORDS));
+    guest_vm_assert_internal_error(vm->qts);
+    /* The destination never got a complete VM to run. */
+    g_assert_cmpstr(run_status(dst, &dst_status), !=, "running");
+    guest_vm_free(vm);
+    qtest_quit(dst);
+    unlink(path);
+    unlink(sock);
 }
 
 /*
@@ -1120,6 +1183,7 @@ int main(int argc, char **argv)
             { "dump", test_dump_after_loss },
             { "second-read", test_second_read },
             { "device-dma", test_device_dma },
+            { "migrate-postcopy", test_migrate_postcopy },
             { "several-vcpus", test_several_vcpus },
             { "reset-still-lost", test_reset_still_lost },
             { "watch-rearms", test_watch_rearms },
