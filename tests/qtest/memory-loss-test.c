@@ -285,7 +285,7 @@ typedef struct AtFaultCase {
     AtFaultPath path;
 } AtFaultCase;
 
-#define SENTINEL        0x5e171e15u
+#define SENTINEL        GUEST_STEP_UNSET
 
 /* The vCPU's program counter in the register dump on stderr, or 0. */
 static uint64_t dumped_pc(const char *err)
@@ -296,17 +296,6 @@ static uint64_t dumped_pc(const char *err)
         p = strstr(err, "EIP=");
     }
     return p ? g_ascii_strtoull(p + 4, NULL, 16) : 0;
-}
-
-static void script_step(GuestVM *vm, int i, uint32_t op, uint32_t addr,
-                        uint32_t arg)
-{
-    uint32_t step = MB_SCRIPT + i * STEP_SIZE;
-
-    guest_vm_request(vm, step + STEP_OP, op);
-    guest_vm_request(vm, step + STEP_ADDR, addr);
-    guest_vm_request(vm, step + STEP_ARG, arg);
-    guest_vm_request(vm, step + STEP_RESULT, SENTINEL);
 }
 
 /*
@@ -351,11 +340,11 @@ static void test_registers_at_fault(const void *opaque)
         g_assert_cmpuint(c->mode, ==, GUEST_MODE_LONG64);
         vm = start_file_vm(c->accel, path, false, NULL, GUEST_OP_SCRIPT,
                            0, 0);
-        script_step(vm, 0, STEP_READ32, before, 0);
-        script_step(vm, 1, STEP_WAIT32, go, 1);
-        script_step(vm, 2, c->write ? STEP_WRITE32 : STEP_READ32, TARGET,
-                    SENTINEL);
-        script_step(vm, 3, STEP_END, 0, 0);
+        guest_vm_script_step(vm, 0, STEP_READ32, before, 0);
+        guest_vm_script_step(vm, 1, STEP_WAIT32, go, 1);
+        guest_vm_script_step(vm, 2, c->write ? STEP_WRITE32 : STEP_READ32,
+                             TARGET, SENTINEL);
+        guest_vm_script_step(vm, 3, STEP_END, 0, 0);
         guest_vm_request(vm, go - GUEST_MAILBOX_GPA, 0);
         value_field = MB_SCRIPT + fault_step * STEP_SIZE + STEP_RESULT;
         guest_vm_resume(vm);

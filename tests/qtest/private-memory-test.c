@@ -419,18 +419,6 @@ static GuestVM *start_swp_vm(const char *inject, uint64_t gpa)
     return guest_vm_start_config(&cfg);
 }
 
-static void script_step(GuestVM *vm, int i, uint32_t op, uint32_t addr,
-                        uint32_t arg)
-{
-    uint64_t step = GUEST_MAILBOX_GPA + MB_SCRIPT + i * STEP_SIZE;
-
-    g_assert_cmpint(i, <, MB_SCRIPT_STEPS);
-    qtest_writel(vm->qts, step + STEP_OP, op);
-    qtest_writel(vm->qts, step + STEP_ADDR, addr);
-    qtest_writel(vm->qts, step + STEP_ARG, arg);
-    qtest_writel(vm->qts, step + STEP_RESULT, 0xdeadbeef);
-}
-
 static uint32_t step_result(GuestVM *vm, int i)
 {
     return qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_SCRIPT +
@@ -484,18 +472,18 @@ static void test_swp_conversions(void)
     qtest_writel(vm->qts, PAGE_A, HOST_A);
     qtest_writel(vm->qts, PAGE_B, HOST_B);
     qtest_writel(vm->qts, PAGE_C, HOST_C);
-    script_step(vm, n++, STEP_MAP_SHARED, PAGE_A, 1);       /* 0 */
-    script_step(vm, n++, STEP_READ32, PAGE_A, 0);           /* 1: HOST_A */
-    script_step(vm, n++, STEP_WRITE32, PAGE_A, GUEST_A);
-    script_step(vm, n++, STEP_READ32, PAGE_B, 0);           /* 3: 0 */
-    script_step(vm, n++, STEP_WRITE32, PAGE_B, GUEST_B);
-    script_step(vm, n++, STEP_READ32, PAGE_B, 0);           /* 5: GUEST_B */
-    script_step(vm, n++, STEP_WRITE32, PAGE_C, GUEST_C);    /* private */
-    script_step(vm, n++, STEP_MAP_SHARED, PAGE_C, 1);       /* 7 */
-    script_step(vm, n++, STEP_READ32, PAGE_C, 0);           /* 8: HOST_C */
-    script_step(vm, n++, STEP_MAP_PRIVATE, PAGE_C, 1);      /* 9 */
-    script_step(vm, n++, STEP_READ32, PAGE_C, 0);           /* 10: 0 */
-    script_step(vm, n++, STEP_END, 0, 0);
+    guest_vm_script_step(vm, n++, STEP_MAP_SHARED, PAGE_A, 1);       /* 0 */
+    guest_vm_script_step(vm, n++, STEP_READ32, PAGE_A, 0);       /* 1: HOST_A */
+    guest_vm_script_step(vm, n++, STEP_WRITE32, PAGE_A, GUEST_A);
+    guest_vm_script_step(vm, n++, STEP_READ32, PAGE_B, 0);           /* 3: 0 */
+    guest_vm_script_step(vm, n++, STEP_WRITE32, PAGE_B, GUEST_B);
+    guest_vm_script_step(vm, n++, STEP_READ32, PAGE_B, 0);      /* 5: GUEST_B */
+    guest_vm_script_step(vm, n++, STEP_WRITE32, PAGE_C, GUEST_C);  /* private */
+    guest_vm_script_step(vm, n++, STEP_MAP_SHARED, PAGE_C, 1);       /* 7 */
+    guest_vm_script_step(vm, n++, STEP_READ32, PAGE_C, 0);       /* 8: HOST_C */
+    guest_vm_script_step(vm, n++, STEP_MAP_PRIVATE, PAGE_C, 1);      /* 9 */
+    guest_vm_script_step(vm, n++, STEP_READ32, PAGE_C, 0);           /* 10: 0 */
+    guest_vm_script_step(vm, n++, STEP_END, 0, 0);
     start_script(vm);
     wait_guest_done(vm);
     g_assert_cmpuint(qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_STEPS_DONE),
@@ -565,8 +553,8 @@ static void test_swp_private_fault(void)
         return;
     }
     vm = start_swp_vm("memory-fault-private", PAGE_B);
-    script_step(vm, 0, STEP_READ32, PAGE_B, 0);
-    script_step(vm, 1, STEP_END, 0, 0);
+    guest_vm_script_step(vm, 0, STEP_READ32, PAGE_B, 0);
+    guest_vm_script_step(vm, 1, STEP_END, 0, 0);
     start_script(vm);
     ev = qtest_qmp_eventwait_ref(vm->qts, "GUEST_MEMORY_FAULT");
     qtest_qmp_eventwait(vm->qts, "STOP");
@@ -606,8 +594,8 @@ static void test_swp_implicit_conversion(void)
     }
     vm = start_swp_vm("memory-fault", PAGE_B);
     qtest_writel(vm->qts, PAGE_B, HOST_B);
-    script_step(vm, 0, STEP_READ32, PAGE_B, 0);
-    script_step(vm, 1, STEP_END, 0, 0);
+    guest_vm_script_step(vm, 0, STEP_READ32, PAGE_B, 0);
+    guest_vm_script_step(vm, 1, STEP_END, 0, 0);
     start_script(vm);
     wait_guest_done(vm);
     g_assert_cmphex(step_result(vm, 0), ==, HOST_B);
@@ -637,10 +625,10 @@ static void test_swp_convert_back_and_fault_again(void)
     }
     vm = start_swp_vm("memory-fault", PAGE_B);
     qtest_writel(vm->qts, PAGE_B, HOST_B);
-    script_step(vm, 0, STEP_READ32, PAGE_B, 0);         /* fault, shared */
-    script_step(vm, 1, STEP_MAP_PRIVATE, PAGE_B, 1);
-    script_step(vm, 2, STEP_READ32, PAGE_B, 0);         /* the same fault */
-    script_step(vm, 3, STEP_END, 0, 0);
+    guest_vm_script_step(vm, 0, STEP_READ32, PAGE_B, 0);     /* fault, shared */
+    guest_vm_script_step(vm, 1, STEP_MAP_PRIVATE, PAGE_B, 1);
+    guest_vm_script_step(vm, 2, STEP_READ32, PAGE_B, 0);    /* the same fault */
+    guest_vm_script_step(vm, 3, STEP_END, 0, 0);
     start_script(vm);
     wait_guest_done(vm);
     g_assert_cmpuint(qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_STEPS_DONE),

@@ -100,6 +100,18 @@ void guest_vm_request(GuestVM *vm, uint32_t field, uint32_t value)
     qtest_writel(vm->qts, GUEST_MAILBOX_GPA + field, value);
 }
 
+void guest_vm_script_step(GuestVM *vm, int i, uint32_t op, uint32_t addr,
+                          uint32_t arg)
+{
+    uint32_t step = MB_SCRIPT + i * STEP_SIZE;
+
+    g_assert_cmpint(i, <, MB_SCRIPT_STEPS);
+    guest_vm_request(vm, step + STEP_OP, op);
+    guest_vm_request(vm, step + STEP_ADDR, addr);
+    guest_vm_request(vm, step + STEP_ARG, arg);
+    guest_vm_request(vm, step + STEP_RESULT, GUEST_STEP_UNSET);
+}
+
 void guest_vm_resume(GuestVM *vm)
 {
     qtest_qmp_assert_success(vm->qts, "{ 'execute': 'cont' }");

@@ -60,6 +60,19 @@ char *guest_vm_stderr(GuestVM *vm);
 /* Write a mailbox field while the VM is paused. */
 void guest_vm_request(GuestVM *vm, uint32_t field, uint32_t value);
 
+/*
+ * What a GUEST_OP_SCRIPT step's result field holds until the guest
+ * writes it.
+ */
+#define GUEST_STEP_UNSET        0x5e171e15u
+
+/*
+ * Fill in step @i of the guest's script (guest-abi.h), its result
+ * preset to GUEST_STEP_UNSET, while the VM is paused.
+ */
+void guest_vm_script_step(GuestVM *vm, int i, uint32_t op, uint32_t addr,
+                          uint32_t arg);
+
 /* Let the guest run. */
 void guest_vm_resume(GuestVM *vm);
 
