@@ -763,8 +763,7 @@ bool guest_memory_fault_check_guest_request(const char *what,
     }
     f.request = what;
     guest_memory_fault_probe(&f);
-    guest_memory_fault_report_and_stop(&f, cpu_index >= 0 ?
-                                       qemu_get_cpu(cpu_index) : NULL);
+    guest_memory_fault_report_and_stop(&f);
     guest_memory_fault_cleanup(&f);
     return true;
 }
@@ -1092,7 +1091,7 @@ void guest_memory_fault_hold_vcpu(CPUState *cpu)
     qemu_bh_schedule(report_bh);
 }
 
-void guest_memory_fault_report_and_stop(GuestMemoryFault *f, CPUState *cpu)
+void guest_memory_fault_report_and_stop(GuestMemoryFault *f)
 {
     guest_memory_fault_report(f);
     if (qemu_in_vcpu_thread()) {
@@ -1451,7 +1450,7 @@ static int check_watched_cb(RAMBlock *rb, void *opaque)
     guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_BACKING_WATCH, -1);
     f.block = rb;
     f.offset = offset;
-    guest_memory_fault_report_and_stop(&f, NULL);
+    guest_memory_fault_report_and_stop(&f);
     guest_memory_fault_cleanup(&f);
     return 0;
 }

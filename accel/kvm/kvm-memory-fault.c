@@ -96,7 +96,7 @@ void kvm_memory_fault_on_efault(CPUState *cpu)
         f.cause_detail = g_strdup("KVM_RUN failed with EFAULT and no "
                                   "RAM block has lost its backing");
     }
-    kvm_memory_fault_report(&f);
+    guest_memory_fault_report(&f);
     guest_memory_fault_cleanup(&f);
 }
 
@@ -130,7 +130,7 @@ bool kvm_memory_fault_check_mmio(CPUState *cpu, uint64_t gpa, bool is_write,
         return false;
     }
     set_page_range(&f, gpa);
-    kvm_memory_fault_report(&f);
+    guest_memory_fault_report(&f);
     guest_memory_fault_cleanup(&f);
     return true;
 }
@@ -184,7 +184,7 @@ bool kvm_memory_fault_on_emulation_failure(CPUState *cpu,
         return false;
     }
     set_page_range(&f, phys);
-    kvm_memory_fault_report(&f);
+    guest_memory_fault_report(&f);
     guest_memory_fault_cleanup(&f);
     *stop = true;
     return true;
@@ -223,11 +223,6 @@ static void remember_conversion(VcpuFaultState *s, uint64_t gpa,
 void kvm_memory_fault_conversion_done(void)
 {
     qatomic_inc(&conversion_generation);
-}
-
-bool kvm_memory_fault_report(GuestMemoryFault *f)
-{
-    return guest_memory_fault_report(f);
 }
 
 void kvm_memory_fault_complete_exit(CPUState *cpu)
@@ -326,7 +321,7 @@ int kvm_memory_fault_exit(CPUState *cpu, struct kvm_run *run)
         g_free(f.cause_detail);
         f.cause_detail = g_strdup(why);
     }
-    kvm_memory_fault_report(&f);
+    guest_memory_fault_report(&f);
     guest_memory_fault_cleanup(&f);
     return -1;
 }

@@ -42,12 +42,6 @@ bool kvm_memory_fault_on_emulation_failure(CPUState *cpu,
 int kvm_memory_fault_exit(CPUState *cpu, struct kvm_run *run);
 
 /*
- * guest_memory_fault_report() for this vCPU thread; kvm_cpu_exec() then
- * holds the vCPU (guest_memory_fault_hold_vcpu()).
- */
-bool kvm_memory_fault_report(GuestMemoryFault *f);
-
-/*
  * After a fault stopped @cpu: let KVM complete the exit it left half
  * done (KVM_RUN with immediate_exit), keeping QEMU's copy of the
  * registers at the fault.  A reset then really starts over.

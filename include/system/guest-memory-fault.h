@@ -116,8 +116,11 @@ bool guest_memory_fault_report(GuestMemoryFault *f);
  */
 void guest_memory_fault_hold_vcpu(CPUState *cpu);
 
-/* Report, then hold the vCPU or (outside vCPU threads) print and stop. */
-void guest_memory_fault_report_and_stop(GuestMemoryFault *f, CPUState *cpu);
+/*
+ * Report, then hold the vCPU or (outside vCPU threads) print and stop;
+ * the registers dumped are those of @f's vCPU, if any.
+ */
+void guest_memory_fault_report_and_stop(GuestMemoryFault *f);
 
 /* Free what probing allocated. */
 void guest_memory_fault_cleanup(GuestMemoryFault *f);
