@@ -38,6 +38,16 @@
 #define AP_VECTOR       0xf1
 #define ISA_BIOS_SEG    0xf000
 
+/* Flat data segments for DS, ES, FS, GS and SS (32-bit code). */
+.macro load_data_segments
+        movw    $GUEST_SEL_DATA, %ax
+        movw    %ax, %ds
+        movw    %ax, %es
+        movw    %ax, %fs
+        movw    %ax, %gs
+        movw    %ax, %ss
+.endm
+
 /* ------------------------------------------------------------------ */
         .section .text.entry16, "ax"
         .code16
@@ -144,12 +154,7 @@ done16:
         .text
         .code32
 entry32:
-        movw    $GUEST_SEL_DATA, %ax
-        movw    %ax, %ds
-        movw    %ax, %es
-        movw    %ax, %fs
-        movw    %ax, %gs
-        movw    %ax, %ss
+        load_data_segments
         movl    $GUEST_STACK_TOP, %esp
 
         movl    $GUEST_MODE_PROT32, MB(MB_STAGE)
@@ -163,18 +168,7 @@ entry32:
 1:
 
         call    build_page_tables
-        movl    %cr4, %eax
-        orl     $CR4_PAE, %eax
-        movl    %eax, %cr4
-        movl    $GUEST_PT_BASE, %eax
-        movl    %eax, %cr3
-        movl    $MSR_EFER, %ecx
-        rdmsr
-        orl     $EFER_LME, %eax
-        wrmsr
-        movl    %cr0, %eax
-        orl     $CR0_PG, %eax
-        movl    %eax, %cr0
+        call    enable_paging64
         ljmpl   $GUEST_SEL_CODE64, $entry64
 
 done32:
@@ -186,12 +180,7 @@ done32:
 
 /* An AP, in 32-bit protected mode: its stack, then long mode. */
 ap_entry32:
-        movw    $GUEST_SEL_DATA, %ax
-        movw    %ax, %ds
-        movw    %ax, %es
-        movw    %ax, %fs
-        movw    %ax, %gs
-        movw    %ax, %ss
+        load_data_segments
         movl    $1, %eax
         lock xaddl %eax, MB(MB_AP_NEXT)
         cmpl    $GUEST_AP_MAX, %eax
@@ -199,18 +188,7 @@ ap_entry32:
         incl    %eax
         imull   $GUEST_AP_STACK_SIZE, %eax, %esp
         addl    $GUEST_AP_STACK_BASE, %esp
-        movl    %cr4, %eax
-        orl     $CR4_PAE, %eax
-        movl    %eax, %cr4
-        movl    $GUEST_PT_BASE, %eax    /* built by the BSP */
-        movl    %eax, %cr3
-        movl    $MSR_EFER, %ecx
-        rdmsr
-        orl     $EFER_LME, %eax
-        wrmsr
-        movl    %cr0, %eax
-        orl     $CR0_PG, %eax
-        movl    %eax, %cr0
+        call    enable_paging64         /* tables built by the BSP */
         ljmpl   $GUEST_SEL_CODE64, $ap_entry64
 ap_halt:
         hlt
@@ -259,6 +237,26 @@ puts32:
         outb    %al, $GUEST_DEBUGCON_PORT
         jmp     puts32
 1:      ret
+
+/*
+ * Long-mode paging on the tables at GUEST_PT_BASE: PAE, CR3, EFER.LME,
+ * CR0.PG.  Returns in compatibility mode; the caller far-jumps to its
+ * 64-bit code.
+ */
+enable_paging64:
+        movl    %cr4, %eax
+        orl     $CR4_PAE, %eax
+        movl    %eax, %cr4
+        movl    $GUEST_PT_BASE, %eax
+        movl    %eax, %cr3
+        movl    $MSR_EFER, %ecx
+        rdmsr
+        orl     $EFER_LME, %eax
+        wrmsr
+        movl    %cr0, %eax
+        orl     $CR0_PG, %eax
+        movl    %eax, %cr0
+        ret
 
 /*
  * Identity-map the low 4 GiB with 2 MiB pages: PML4 at GUEST_PT_BASE,
