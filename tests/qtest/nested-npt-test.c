@@ -52,16 +52,11 @@
 #define NPF_GPA         (1ull << 32)    /* on the final guest address */
 #define NPF_GPT         (1ull << 33)    /* in L2's guest page walk */
 
-#define PTE_P           0x1ull
-#define PTE_W           0x2ull
-#define PTE_U           0x4ull
-#define PTE_A           0x20ull
-#define PTE_D           0x40ull
-#define PTE_PS          0x80ull
+/* NX and the reserved bits tried (guest-abi.h has the others). */
+#define PTE_NX          (1ull << 63)
 #define PTE_BIT8        0x100ull
 #define PTE_BIT13       0x2000ull
 #define PTE_BIT51       (1ull << 51)
-#define PTE_NX          (1ull << 63)
 
 #define DATA_GPA        0x300000        /* behind a 4 KiB NPT leaf */
 #define DATA_2M_GPA     0x600000        /* behind a 2 MiB NPT leaf */

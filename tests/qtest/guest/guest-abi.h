@@ -150,6 +150,17 @@
 #define NPT_NO_SVM              0x4d56534e  /* "NSVM": no CPUID SVM */
 #define NPT_NO_NPT              0x54504e4e  /* "NNPT": no CPUID NPT */
 
+/*
+ * Page-table entry bits (long mode; the nested tables have the same
+ * format), for MB_NPT_SET and MB_NPT_CLEAR.
+ */
+#define PTE_P                   0x1
+#define PTE_W                   0x2
+#define PTE_U                   0x4
+#define PTE_A                   0x20
+#define PTE_D                   0x40
+#define PTE_PS                  0x80
+
 /* L2's data and the L1 hypervisor's tables: 0x20000-0x47fff. */
 #define GUEST_NPT_RAM_BASE      0x20000
 #define GUEST_NPT_L2_GPA        0x40000000  /* L2's page tables, as L2 */

@@ -17,13 +17,6 @@
 #include <stdint.h>
 #include "guest-abi.h"
 
-#define PTE_P           0x1ull
-#define PTE_W           0x2ull
-#define PTE_U           0x4ull
-#define PTE_A           0x20ull
-#define PTE_D           0x40ull
-#define PTE_PS          0x80ull
-#define PTE_NX          (1ull << 63)
 #define PTE_TABLE       (PTE_P | PTE_W | PTE_U)
 #define PTE_ADDR        0x000ffffffffff000ull
 
