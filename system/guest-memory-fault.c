@@ -1069,12 +1069,15 @@ static void emit_reports(void)
         }
         queued_free(q);
     }
-    if (runstate_check(RUN_STATE_PRELAUNCH) ||
-        runstate_check(RUN_STATE_PAUSED)) {
-        /* Already stopped: still, it must not be resumed without a reset. */
-        runstate_set(RUN_STATE_INTERNAL_ERROR);
-    } else {
+    if (runstate_is_live(runstate_get())) {
         vm_stop(RUN_STATE_INTERNAL_ERROR);
+    } else {
+        /*
+         * Already stopped: still, it must not be resumed without a reset
+         * (runstate_needs_reset() says so while holds_stop is set, even
+         * where internal-error cannot be entered).
+         */
+        runstate_try_set(RUN_STATE_INTERNAL_ERROR);
     }
     emitting = false;
 }
@@ -1089,6 +1092,15 @@ void guest_memory_fault_hold_vcpu(CPUState *cpu)
     /* Out of the guest until the VM stops; the main loop stops it. */
     cpu_stop_current();
     qemu_bh_schedule(report_bh);
+}
+
+bool guest_memory_fault_vcpu_held(CPUState *cpu)
+{
+    if (!qatomic_read(&holds_stop)) {
+        return false;
+    }
+    guest_memory_fault_hold_vcpu(cpu);
+    return true;
 }
 
 void guest_memory_fault_report_and_stop(GuestMemoryFault *f)
@@ -1244,6 +1256,7 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
     RAMBlock *rb;
     size_t page;
     void *page_addr;
+    CPUState *other;
     off_t size;
     int i;
 
@@ -1260,6 +1273,18 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
     offset = QEMU_ALIGN_DOWN(offset, page);
     page_addr = (void *)QEMU_ALIGN_DOWN((uintptr_t)addr, page);
     mark_lost(rb, offset, offset + page);
+    /*
+     * From here until management resets the VM no vCPU enters the guest
+     * (each holds itself at its next entry, see guest_memory_fault_
+     * vcpu_held()) and nothing starts the VM: the stand-in mapped below
+     * must not reach the guest as its data before the VM stops.
+     */
+    qatomic_set(&holds_stop, true);
+    CPU_FOREACH(other) {
+        if (other != cpu) {
+            qemu_cpu_kick_from_signal(other);
+        }
+    }
     if (block_truncated_at(rb, &trunc, &size) &&
         !test_bit(trunc / page, rb->memory_loss->lost)) {
         /*

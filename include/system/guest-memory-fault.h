@@ -117,6 +117,14 @@ bool guest_memory_fault_report(GuestMemoryFault *f);
 void guest_memory_fault_hold_vcpu(CPUState *cpu);
 
 /*
+ * For an accelerator, before vCPU @cpu enters the guest: while a fault
+ * holds the VM (it may not be reported yet: a SIGBUS on another thread
+ * sets the hold at once), hold @cpu as guest_memory_fault_hold_vcpu()
+ * does and return true; the vCPU must not enter the guest.
+ */
+bool guest_memory_fault_vcpu_held(CPUState *cpu);
+
+/*
  * Report, then hold the vCPU or (outside vCPU threads) print and stop;
  * the registers dumped are those of @f's vCPU, if any.
  */

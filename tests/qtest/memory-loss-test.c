@@ -553,6 +553,158 @@ static void test_migrate_postcopy(const void *opaque)
     unlink(sock);
 }
 
+/* Wait until migration status is one of @wanted; the status, desc in @desc. */
+static char *migration_wait(QTestState *qts, const char *const *wanted,
+                            char **desc)
+{
+    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+
+    for (;;) {
+        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
+        QDict *ret = qdict_get_qdict(rsp, "return");
+        const char *st = qdict_haskey(ret, "status") ?
+                         qdict_get_str(ret, "status") : "none";
+
+        for (int i = 0; wanted[i]; i++) {
+            if (g_str_equal(st, wanted[i])) {
+                char *s = g_strdup(st);
+
+                if (desc) {
+                    *desc = g_strdup(qdict_haskey(ret, "error-desc") ?
+                                     qdict_get_str(ret, "error-desc") : "");
+                }
+                qobject_unref(rsp);
+                return s;
+            }
+        }
+        qobject_unref(rsp);
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+}
+
+/* Zero pages the source has sent so far ("duplicate" in query-migrate). */
+static int64_t migration_zero_pages(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
+    QDict *ram = qdict_get_qdict(qdict_get_qdict(rsp, "return"), "ram");
+    int64_t n = qdict_get_int(ram, "duplicate");
+
+    qobject_unref(rsp);
+    return n;
+}
+
+#define POSTCOPY_KEEP       0x1000000   /* zero RAM below, data above */
+#define POSTCOPY_LOST_WORDS "guest RAM block ram0 has lost its host " \
+                            "backing at GPA 0x1000000-0x3ffffff"
+
+/*
+ * The backing is truncated while postcopy runs, without the watch: the
+ * destination (-S: it holds the guest paused, so nothing there waits on
+ * a missing page) has the device state and what the source sent; the
+ * source finds the loss only when its migration thread reads the lost
+ * pages (a SIGBUS, then the page it reads is QEMU's stand-in, all
+ * zeros).  Every lost page held data, so the source sending any zero
+ * page after the truncation would be fabricated data for the
+ * destination: its count of zero pages does not grow.  The source stops
+ * the migration (postcopy-paused: recovery would meet the same loss;
+ * or failed), names the loss, reports it once and stays in
+ * internal-error (no failure path restarts it, cont is refused); the
+ * destination has not completed and does not run.
+ */
+static void test_postcopy_loss_during(const void *opaque)
+{
+    const char *accel = opaque;
+    static const char *const active[] = { "postcopy-active", NULL };
+    static const char *const stopped[] = {
+        "postcopy-paused", "failed", "completed", NULL
+    };
+    static const char *const dst_stopped[] = {
+        "postcopy-paused", "failed", "completed", NULL
+    };
+    g_autofree char *path = ram_file("ram-postcopy-during");
+    g_autofree char *sock = ram_file("postcopy-during.sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    g_autofree char *status = NULL, *desc = NULL, *dst_mig = NULL;
+    g_autofree char *dst_status = NULL, *err = NULL;
+    g_autofree char *first = g_strdup_printf("error: %s run failed Bad "
+                                             "address", accel);
+    int64_t zero_pages;
+    QTestState *dst;
+    GuestVM *vm;
+    QDict *rsp, *ev;
+
+    if (!accel_ok(accel)) {
+        return;
+    }
+    vm = start_file_vm(accel, path, false, NULL, GUEST_OP_NONE, 0, 0);
+    dst = qtest_initf("-accel %s -machine pc -cpu max -m 64M -nodefaults "
+                      "-object memory-backend-ram,id=ram0,size=%d "
+                      "-machine memory-backend=ram0 -bios %s "
+                      "-S -incoming defer", accel, RAM_SIZE,
+                      vm->image_path);
+    rsp = qtest_qmp(dst, "{ 'execute': 'migrate-set-capabilities', "
+                    "'arguments': { 'capabilities': [ "
+                    "{ 'capability': 'postcopy-ram', 'state': true } ] } }");
+    if (qdict_haskey(rsp, "error")) {
+        g_autofree char *why = g_strdup_printf(
+            "postcopy unavailable here: %s",
+            qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"));
+
+        qobject_unref(rsp);
+        qtest_quit(dst);
+        guest_vm_free(vm);
+        g_test_skip(why);
+        return;
+    }
+    qobject_unref(rsp);
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s, "
+                             "'exit-on-error': false } }", uri);
+
+    guest_vm_resume(vm);
+    g_assert_true(guest_vm_wait_done(vm, 20000));
+    /* Data above POSTCOPY_KEEP, so that no page there is a zero page. */
+    qtest_memset(vm->qts, POSTCOPY_KEEP, 0x5a, RAM_SIZE - POSTCOPY_KEEP);
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': "
+                             "'migrate-set-capabilities', 'arguments': "
+                             "{ 'capabilities': [ { 'capability': "
+                             "'postcopy-ram', 'state': true } ] } }");
+    /* Slow enough that most of the data is still to send at the cut. */
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': "
+                             "'migrate-set-parameters', 'arguments': "
+                             "{ 'max-bandwidth': 4194304, "
+                             "'max-postcopy-bandwidth': 4194304 } }");
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'migrate', "
+                             "'arguments': { 'uri': %s } }", uri);
+    qtest_qmp_assert_success(vm->qts,
+                             "{ 'execute': 'migrate-start-postcopy' }");
+    g_free(migration_wait(vm->qts, active, NULL));
+    zero_pages = migration_zero_pages(vm->qts);
+    g_assert_cmpint(truncate(path, POSTCOPY_KEEP), ==, 0);
+
+    status = migration_wait(vm->qts, stopped, &desc);
+    g_assert_cmpstr(status, !=, "completed");
+    g_assert_nonnull(strstr(desc, POSTCOPY_LOST_WORDS));
+    g_assert_cmpint(migration_zero_pages(vm->qts), ==, zero_pages);
+    ev = guest_qmp_wait_event(vm->qts, "GUEST_MEMORY_FAULT", 10000);
+    g_assert_nonnull(ev);
+    qobject_unref(ev);
+    g_usleep(200 * 1000);
+    guest_vm_assert_internal_error(vm->qts);
+    g_assert_cmpint(count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
+    err = guest_vm_stderr(vm);
+    g_assert_cmpuint(guest_count_lines(err, first), ==, 1);
+
+    dst_mig = migration_wait(dst, dst_stopped, NULL);
+    g_assert_cmpstr(dst_mig, !=, "completed");
+    g_assert_cmpstr(run_status(dst, &dst_status), !=, "running");
+    guest_vm_free(vm);
+    qtest_quit(dst);
+    unlink(path);
+    unlink(sock);
+}
+
 /*
  * A device's DMA into lost RAM: fw_cfg's DMA interface (docs/specs/
  * fw_cfg.rst) copies the "QEMU" signature to guest memory through the
@@ -1173,6 +1325,7 @@ int main(int argc, char **argv)
             { "second-read", test_second_read },
             { "device-dma", test_device_dma },
             { "migrate-postcopy", test_migrate_postcopy },
+            { "postcopy-loss-during", test_postcopy_loss_during },
             { "several-vcpus", test_several_vcpus },
             { "reset-still-lost", test_reset_still_lost },
             { "watch-rearms", test_watch_rearms },
