@@ -6,6 +6,7 @@
 #   make check      the test command: build, unit tests, qtests, series checks
 #   make pristine   build pristine QEMU 10.2.2 (same options) for comparisons
 #   make check-pristine  run the project's qtests against pristine 10.2.2
+#   make check-asan the fault qtests against an ASan build (slow to build)
 #   make bench      benchmarks, patched versus pristine (printed, not asserted)
 #   make fuzz       the TDVF metadata parser under a fuzzer (QKM_FUZZ_SECONDS)
 #   make series     export the full series to build/series/
@@ -22,7 +23,7 @@ BUILD_DIR ?= $(if $(QKM_BUILD_DIR),$(QKM_BUILD_DIR),$(CURDIR)/build)
 EDIT_DIR ?= $(BUILD_DIR)/edit
 SERIES_DIR ?= $(BUILD_DIR)/series
 
-.PHONY: all demo check check-pristine bench fuzz pristine series edit save deps clean
+.PHONY: all demo check check-pristine check-asan bench fuzz pristine series edit save deps clean
 
 all: demo
 
@@ -37,6 +38,9 @@ pristine:
 
 check-pristine:
 	scripts/pristine-qtests.sh
+
+check-asan:
+	scripts/check-asan.sh
 
 bench:
 	bench/run.sh

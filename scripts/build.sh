@@ -14,6 +14,8 @@
 #   guest_memfd in-place conversion UAPI force-included
 #   (tests/unit/gmem-inplace-uapi.h; not in released headers), so that
 #   the in-place code paths can run against the kernel-contract layers.
+# asan: the patched tree built in build/qemu-asan with --enable-asan,
+#   for make check-asan.
 #
 # Incremental: the source tree is prepared again only when the series or
 # the pinned tarball changed, and then synced file by file, so unchanged
@@ -30,7 +32,8 @@ case "$variant" in
 patched)  src=$BUILD_ROOT/qemu-src; bld=$BUILD_ROOT/qemu ;;
 pristine) src=$BUILD_ROOT/pristine-src; bld=$BUILD_ROOT/pristine ;;
 inplace)  src=$BUILD_ROOT/qemu-src; bld=$BUILD_ROOT/qemu-inplace ;;
-*) die "unknown build variant '$variant' (expected patched, pristine or inplace)" ;;
+asan)     src=$BUILD_ROOT/qemu-src; bld=$BUILD_ROOT/qemu-asan ;;
+*) die "unknown build variant '$variant' (expected patched, pristine, inplace or asan)" ;;
 esac
 targets=("$@")
 [ ${#targets[@]} -ne 0 ] || targets=(qemu-system-x86_64)
@@ -96,6 +99,7 @@ config_args=(
     --firmwarepath=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu
 )
 [ "$variant" != pristine ] && config_args+=(--enable-werror)
+[ "$variant" = asan ] && config_args+=(--enable-asan)
 [ "$variant" = inplace ] &&
     config_args+=("--extra-cflags=-include $src/tests/unit/gmem-inplace-uapi.h")
 config_args+=(${QKM_CONFIGURE_ARGS:-})

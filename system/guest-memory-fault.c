@@ -403,6 +403,18 @@ bool guest_memory_check_lost(RAMBlock *rb, Error **errp)
     return s.found ? block_error(s.found, errp) : true;
 }
 
+bool guest_memory_as_range_lost(AddressSpace *as, hwaddr addr, hwaddr len)
+{
+    MemoryRegion *mr;
+    hwaddr xlat, l = len;
+
+    RCU_READ_LOCK_GUARD();
+    mr = address_space_translate(as, addr, &xlat, &l, false,
+                                 MEMTXATTRS_UNSPECIFIED);
+    return memory_region_is_ram(mr) && mr->ram_block &&
+           guest_memory_ram_lost(mr->ram_block, xlat, l);
+}
+
 bool guest_memory_check_gpa_range(hwaddr gpa, hwaddr len, Error **errp)
 {
     while (len) {
@@ -1258,6 +1270,7 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
     void *page_addr;
     CPUState *other;
     off_t size;
+    bool tail;
     int i;
 
     /* A lock-free walk of the RCU list of blocks. */
@@ -1272,6 +1285,9 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
     page = block_page_size(rb);
     offset = QEMU_ALIGN_DOWN(offset, page);
     page_addr = (void *)QEMU_ALIGN_DOWN((uintptr_t)addr, page);
+    /* Before the faulting page is marked: it may be the first one past. */
+    tail = block_truncated_at(rb, &trunc, &size) &&
+           !test_bit(trunc / page, rb->memory_loss->lost);
     mark_lost(rb, offset, offset + page);
     /*
      * From here until management resets the VM no vCPU enters the guest
@@ -1285,8 +1301,7 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
             qemu_cpu_kick_from_signal(other);
         }
     }
-    if (block_truncated_at(rb, &trunc, &size) &&
-        !test_bit(trunc / page, rb->memory_loss->lost)) {
+    if (tail) {
         /*
          * Everything past the end of the file is gone too; once marked,
          * the next faults of a pass over the tail need not mark it again.

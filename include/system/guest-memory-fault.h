@@ -202,6 +202,13 @@ bool guest_memory_check_lost(RAMBlock *rb, Error **errp);
  * of system memory is lost.
  */
 bool guest_memory_check_gpa_range(hwaddr gpa, hwaddr len, Error **errp);
+
+/*
+ * Whether [@addr, @addr + @len) of @as starts in guest RAM that lost its
+ * backing: why address_space_map() refused it, rather than for want of
+ * a bounce buffer.
+ */
+bool guest_memory_as_range_lost(AddressSpace *as, hwaddr addr, hwaddr len);
 #else
 static inline bool guest_memory_fault_holds_stop(void)
 {
@@ -233,6 +240,11 @@ static inline bool guest_memory_ram_lost_slow(RAMBlock *rb,
 static inline bool guest_memory_check_lost(RAMBlock *rb, Error **errp)
 {
     return true;
+}
+static inline bool guest_memory_as_range_lost(AddressSpace *as, hwaddr addr,
+                                              hwaddr len)
+{
+    return false;
 }
 static inline bool guest_memory_check_gpa_range(hwaddr gpa, hwaddr len,
                                                 Error **errp)

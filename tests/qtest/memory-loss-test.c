@@ -9,10 +9,12 @@
  *   the guest does (no RESET, no SHUTDOWN, cont refused), with exactly
  *   one GUEST_MEMORY_FAULT;
  * - nothing fabricated: migration to file: and exec: and postcopy to a
- *   second QEMU, a device's DMA (fw_cfg), snapshot-save,
+ *   second QEMU (the loss known before, or found while postcopy runs:
+ *   no page of it sent), a device's DMA (fw_cfg through the memory API,
+ *   IDE bus-master DMA through address_space_map()), snapshot-save,
  *   dump-guest-memory, pmemsave/memsave (again and again) and HMP xp
  *   fail on lost RAM and name it, qtest reads give all ones, the source
- *   VM stays stopped;
+ *   VM stays stopped, also when a migration that stopped it fails;
  * - the registers at the fault: the dump is the faulting instruction's,
  *   which did not complete (TCG: from a memory helper, generated code
  *   and the page walk); lost page tables that make a KVM guest triple
@@ -28,8 +30,8 @@
  * - memfd RAM gives no false free-space warning;
  * - hot-plugged memory is watched, and unplugged memory no longer is:
  *   a DIMM reported lost is unplugged (device_del, the ACPI eject) and
- *   its backend deleted, and QEMU stays up and stopped (not under ASan:
- *   this project builds none);
+ *   its backend deleted, and QEMU stays up and stopped (make check-asan
+ *   runs this test under AddressSanitizer);
  * - a fault on several vCPUs at once gives one report naming them.
  *
  * Needs only a file on /tmp (sparse) and the freestanding test guest;
@@ -413,9 +415,10 @@ static void test_registers_at_fault(const void *opaque)
 /* --- nothing fabricated --- */
 
 /* A stopped VM with the backing truncated to KEEP_SIZE and reported. */
-static GuestVM *start_lost_vm(const char *accel, const char *path)
+static GuestVM *start_lost_vm_extra(const char *accel, const char *path,
+                                    const char *extra)
 {
-    GuestVM *vm = start_file_vm(accel, path, true, NULL, GUEST_OP_NONE, 0,
+    GuestVM *vm = start_file_vm(accel, path, true, extra, GUEST_OP_NONE, 0,
                                 0);
 
     guest_vm_resume(vm);
@@ -423,6 +426,11 @@ static GuestVM *start_lost_vm(const char *accel, const char *path)
     g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
     qobject_unref(wait_fault(vm->qts));
     return vm;
+}
+
+static GuestVM *start_lost_vm(const char *accel, const char *path)
+{
+    return start_lost_vm_extra(accel, path, NULL);
 }
 
 #define LOST_WORDS "guest RAM block ram0 has lost its host backing at GPA " \
@@ -551,6 +559,87 @@ static void test_migrate_postcopy(const void *opaque)
     qtest_quit(dst);
     unlink(path);
     unlink(sock);
+}
+
+/*
+ * Block-device DMA into lost RAM: the PIIX IDE controller's bus-master
+ * DMA (READ DMA of one sector) maps guest memory with
+ * address_space_map(), which QEMU refuses for lost RAM.  The request
+ * fails (the device reports an error to the guest) instead of waiting
+ * forever for a bounce buffer, and the page is not written.  The same
+ * read into a kept page brings the disk's data.
+ */
+#define IDE_BASE            0x1f0
+#define IDE_CTL             0x3f6
+#define BMDMA_BASE          0xc000
+#define PCI_CFG(reg)        (0x80000000u | (1 << 11) | (1 << 8) | (reg))
+#define PRDT_GPA            (GUEST_MAILBOX_GPA + 0xa00)
+#define IDE_KEPT            (GUEST_MAILBOX_GPA + 0xc00)
+
+static uint8_t ide_read_dma(QTestState *qts, uint32_t dest, uint8_t *ide_st)
+{
+    gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    uint32_t prd[2] = { cpu_to_le32(dest), cpu_to_le32(0x80000000u | 512) };
+    uint8_t st;
+
+    /* The firmware did not set up PCI: BAR4 (bus master), I/O, master. */
+    qtest_outl(qts, 0xcf8, PCI_CFG(0x20));
+    qtest_outl(qts, 0xcfc, BMDMA_BASE);
+    qtest_outl(qts, 0xcf8, PCI_CFG(0x04));
+    qtest_outw(qts, 0xcfc, 0x0005);
+
+    qtest_outb(qts, IDE_BASE + 6, 0xe0);            /* device 0, LBA */
+    qtest_outb(qts, BMDMA_BASE, 0);                 /* stop */
+    qtest_outb(qts, BMDMA_BASE + 2, 0x06);          /* clear INTR, ERR */
+    qtest_memwrite(qts, PRDT_GPA, prd, sizeof(prd));
+    qtest_outl(qts, BMDMA_BASE + 4, PRDT_GPA);
+    qtest_outb(qts, IDE_BASE + 2, 1);               /* one sector */
+    qtest_outb(qts, IDE_BASE + 3, 0);
+    qtest_outb(qts, IDE_BASE + 4, 0);
+    qtest_outb(qts, IDE_BASE + 5, 0);
+    qtest_outb(qts, IDE_BASE + 7, 0xc8);            /* READ DMA */
+    qtest_outb(qts, BMDMA_BASE, 0x09);              /* start, to memory */
+    do {
+        st = qtest_inb(qts, BMDMA_BASE + 2);
+        /* Waiting forever for a bounce buffer would end here. */
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+    } while ((st & 0x05) == 0x01);                  /* ACTIVE, no INTR */
+    *ide_st = qtest_inb(qts, IDE_BASE + 7);
+    qtest_outb(qts, BMDMA_BASE, 0);
+    return st;
+}
+
+static void test_block_dma(const void *opaque)
+{
+    const char *accel = opaque;
+    g_autofree char *path = ram_file("ram-ide");
+    g_autofree char *disk = ram_file("ide.img");
+    g_autofree char *extra = NULL;
+    uint8_t sector[512], ide_st, bm_st;
+    GuestVM *vm;
+
+    if (!accel_ok(accel)) {
+        return;
+    }
+    memset(sector, 0xa5, sizeof(sector));
+    g_assert_true(g_file_set_contents(disk, (char *)sector, sizeof(sector),
+                                      NULL));
+    extra = g_strdup_printf("-drive if=none,id=d0,format=raw,file=%s "
+                            "-device ide-hd,drive=d0,bus=ide.0,unit=0", disk);
+    vm = start_lost_vm_extra(accel, path, extra);
+
+    bm_st = ide_read_dma(vm->qts, IDE_KEPT, &ide_st);
+    g_assert_cmphex(ide_st & 0x01, ==, 0);          /* no ERR */
+    g_assert_cmphex(qtest_readl(vm->qts, IDE_KEPT), ==, 0xa5a5a5a5);
+
+    bm_st = ide_read_dma(vm->qts, TARGET, &ide_st);
+    g_assert_cmphex(ide_st & 0x01, ==, 0x01);       /* ERR to the guest */
+    g_assert_cmphex(bm_st & 0x01, ==, 0);           /* no longer active */
+    g_assert_cmphex(qtest_readl(vm->qts, TARGET), ==, UINT32_MAX);
+    guest_vm_assert_internal_error(vm->qts);
+    guest_vm_free(vm);
+    unlink(path);
+    unlink(disk);
 }
 
 /* Wait until migration status is one of @wanted; the status, desc in @desc. */
@@ -797,6 +886,53 @@ static void test_migrate_finds_loss(const void *opaque)
     g_assert_cmpint(count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
     err = guest_vm_stderr(vm);
     g_assert_cmpuint(guest_count_lines(err, first), ==, 1);
+    guest_vm_free(vm);
+    unlink(path);
+    unlink(out);
+}
+
+/*
+ * The migration stopped the VM for its last pass (pause-before-switchover
+ * holds it there) when the backing is truncated: the watch reports it,
+ * the last pass fails on the loss, and the failed migration does not
+ * start the VM again as it would after any other failure: it stays in
+ * internal-error, cont refused.
+ */
+static void test_migrate_fails_after_stop(const void *opaque)
+{
+    const char *accel = opaque;
+    static const char *const paused[] = { "pre-switchover", NULL };
+    g_autofree char *path = ram_file("ram-mig3");
+    g_autofree char *out = ram_file("mig3.out");
+    g_autofree char *uri = g_strdup_printf("file:%s", out);
+    g_autofree char *status = NULL, *desc = NULL;
+    GuestVM *vm;
+
+    if (!accel_ok(accel)) {
+        return;
+    }
+    vm = start_file_vm(accel, path, true, NULL, GUEST_OP_NONE, 0, 0);
+    guest_vm_resume(vm);
+    g_assert_true(guest_vm_wait_done(vm, 20000));
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': "
+                             "'migrate-set-capabilities', 'arguments': "
+                             "{ 'capabilities': [ { 'capability': "
+                             "'pause-before-switchover', 'state': true } ] } }");
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'migrate', "
+                             "'arguments': { 'uri': %s } }", uri);
+    g_free(migration_wait(vm->qts, paused, NULL));
+    count_events(vm->qts, "RESUME");            /* the guest's start */
+    g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
+    qobject_unref(wait_fault(vm->qts));
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'migrate-continue', "
+                             "'arguments': { 'state': 'pre-switchover' } }");
+    status = migration_end(vm->qts, &desc);
+    g_assert_cmpstr(status, ==, "failed");
+    g_assert_nonnull(strstr(desc, LOST_WORDS));
+    g_usleep(200 * 1000);
+    guest_vm_assert_internal_error(vm->qts);
+    g_assert_cmpint(count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
+    g_assert_cmpint(count_events(vm->qts, "RESUME"), ==, 0);
     guest_vm_free(vm);
     unlink(path);
     unlink(out);
@@ -1326,6 +1462,8 @@ int main(int argc, char **argv)
             { "device-dma", test_device_dma },
             { "migrate-postcopy", test_migrate_postcopy },
             { "postcopy-loss-during", test_postcopy_loss_during },
+            { "migrate-fails-after-stop", test_migrate_fails_after_stop },
+            { "block-dma", test_block_dma },
             { "several-vcpus", test_several_vcpus },
             { "reset-still-lost", test_reset_still_lost },
             { "watch-rearms", test_watch_rearms },
