@@ -258,6 +258,8 @@ static const FaultCase fault_cases[] = {
       NPT_F_NXE, false, FINAL(PF_ID), DATA_GPA, DATA_GPA },
     { "not-present/pde", DATA_GPA, 0, 2, NPT_ACCESS_READ, 0, PTE_P, 0,
       false, FINAL(0), DATA_GPA, DATA_GPA },
+    { "not-present/pde-fetch-nxe", DATA_GPA, 0, 2, NPT_ACCESS_FETCH, 0,
+      PTE_P, NPT_F_NXE, false, FINAL(PF_ID), DATA_GPA, DATA_GPA },
     /* Read-only: a write faults, a read does not. */
     { "read-only/write", DATA_GPA, 0, 1, NPT_ACCESS_WRITE, 0, PTE_W, 0,
       false, FINAL(PF_P | PF_W), DATA_GPA, DATA_GPA },
@@ -279,6 +281,8 @@ static const FaultCase fault_cases[] = {
       false, FINAL(PF_P | PF_RSV), DATA_GPA, DATA_GPA },
     { "nx/read-no-nxe", DATA_GPA, 0, 1, NPT_ACCESS_READ, PTE_NX, 0, 0,
       false, FINAL(PF_P | PF_RSV), DATA_GPA, DATA_GPA },
+    { "nx/pde-fetch-nxe", DATA_GPA, 0, 2, NPT_ACCESS_FETCH, PTE_NX, 0,
+      NPT_F_NXE, false, FINAL(PF_P | PF_ID), DATA_GPA, DATA_GPA },
     /* Reserved bits: P is set (the entry is present), and RSV. */
     { "reserved/pte-maxphyaddr", DATA_GPA, 0, 1, NPT_ACCESS_READ,
       PTE_BIT51, 0, 0, false, FINAL(PF_P | PF_RSV), DATA_GPA, DATA_GPA },
@@ -289,6 +293,12 @@ static const FaultCase fault_cases[] = {
       PTE_BIT51, 0, 0, false, FINAL(PF_P | PF_RSV), DATA_GPA, DATA_GPA },
     { "reserved/pde-2m-bit13", DATA_2M_GPA, 0, 2, NPT_ACCESS_READ,
       PTE_BIT13, 0, 0, false, FINAL(PF_P | PF_RSV), DATA_2M_GPA, DATA_2M_GPA },
+    { "reserved/pde-fetch-nxe", DATA_GPA, 0, 2, NPT_ACCESS_FETCH,
+      PTE_BIT51, 0, NPT_F_NXE, false, FINAL(PF_P | PF_RSV | PF_ID),
+      DATA_GPA, DATA_GPA },
+    { "reserved/pde-2m-fetch-nxe", DATA_2M_GPA, 0, 2, NPT_ACCESS_FETCH,
+      PTE_BIT13, 0, NPT_F_NXE, false, FINAL(PF_P | PF_RSV | PF_ID),
+      DATA_2M_GPA, DATA_2M_GPA },
     /*
      * The PDPE for GPA 0-1 GiB also maps L2's stack and command block:
      * L2's first access through it faults, whichever that is.
