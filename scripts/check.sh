@@ -5,6 +5,8 @@
 #   - the project's unit tests and qtests,
 #   - a chosen set of upstream x86 qtests that exercise the code the
 #     series touches (the list below says why each is there),
+#   - the libvirt test (tests/libvirt/: a private libvirt daemon runs the
+#     patched QEMU from domain XML),
 #   - the series checks (scripts/check-series.sh), the tests of the
 #     series checker and of the edit/save workflow (tests/series/).
 # Ends with one line "check: N passed, N failed, N skipped" and exits
@@ -56,6 +58,7 @@ for t in "${PROJECT_QTESTS[@]}" "${UPSTREAM_QTESTS[@]}"; do
     targets+=("tests/qtest/$t")
 done
 targets+=("${PROJECT_UNIT_TESTS[@]}")
+targets+=(tests/qtest/guest/guest.bin)     # firmware of the libvirt test
 
 if ! "$TOP/scripts/build.sh" patched "${targets[@]}"; then
     echo "check: build failed"
@@ -96,16 +99,18 @@ fi
 
 # --- series checks and the checker's own tests ----------------------------
 run_tap() {
-    local out rc ok bad
+    local out rc ok bad skip
     out=$("$@" 2>&1)
     rc=$?
     printf '%s\n' "$out"
-    ok=$(grep -c '^ok ' <<<"$out")
+    ok=$(grep '^ok ' <<<"$out" | grep -vc '# SKIP')
+    skip=$(grep -c '^ok .*# SKIP\|^1\.\.0 # SKIP' <<<"$out")
     bad=$(grep -c '^not ok ' <<<"$out")
     if [ $rc -ne 0 ] && [ "$bad" -eq 0 ]; then
         bad=1       # failed before it could report
     fi
     tests_passed=$((tests_passed + ok))
+    tests_skipped=$((tests_skipped + skip))
     tests_failed=$((tests_failed + bad))
     [ $rc -eq 0 ] || status=1
 }
@@ -124,6 +129,9 @@ fi
 note "code built only with in-place guest_memfd headers still compiles"
 run_tap "$PYTHON" "$TOP/scripts/check-in-place-build.py" "$BUILD_ROOT/qemu" \
     "$BUILD_ROOT/qemu-src"
+
+note "libvirt: a private daemon runs the patched QEMU from domain XML"
+run_tap "$TOP/tests/libvirt/test-libvirt.sh"
 
 note "series checks"
 run_tap "$TOP/scripts/check-series.sh"

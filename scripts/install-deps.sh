@@ -10,6 +10,13 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
+# 'install-deps.sh libvirt': libvirt for tests/libvirt/ instead (11.3
+# from bookworm-backports: the daemon, its QEMU driver, virsh).
+if [ "${1:-}" = libvirt ]; then
+    PACKAGES=()
+    BACKPORTS=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients)
+    MESON_MIN=
+else
 # Package -> why.
 PACKAGES=(
     build-essential     # compiler, make
@@ -34,6 +41,7 @@ BACKPORTS=(
     python3-pycotap     # meson's TAP parser for the test harness
 )
 MESON_MIN=1.5.0
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -45,7 +53,7 @@ for p in "${BACKPORTS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
         bp_missing+=("$p")
 done
-if dpkg-query -W -f='${Version}' meson >/dev/null 2>&1; then
+if [ -n "$MESON_MIN" ] && dpkg-query -W -f='${Version}' meson >/dev/null 2>&1; then
     v=$(dpkg-query -W -f='${Version}' meson)
     if dpkg --compare-versions "$v" lt "$MESON_MIN"; then
         bp_missing+=(meson)

@@ -3,7 +3,8 @@
 #
 # make check-pristine: run the project's qtests, case by case, against
 # pristine QEMU 10.2.2 (the same test binaries, QTEST_QEMU_BINARY pointed
-# at build/pristine), and list what fails there.  Every case that tests a
+# at build/pristine), and the libvirt test with the pristine binary, and
+# list what fails there.  Every case that tests a
 # fixed path must fail on pristine; README.md keeps the list.
 # Informational: exits 0 unless something could not be built or run.
 
@@ -45,4 +46,14 @@ for t in "${TESTS[@]}"; do
         fi
     done < <("./tests/qtest/$t" -l 2>/dev/null | grep '^/')
 done
+# The libvirt test with the pristine binary: what a libvirt user gets.
+"$TOP/scripts/build.sh" patched tests/qtest/guest/guest.bin >&2 || exit 1
+while read -r line; do
+    case "$line" in
+    "ok "*"# SKIP"*|"1..0 # SKIP"*) echo "SKIP libvirt ${line#* - }"; skip=$((skip + 1)) ;;
+    "ok "*) echo "PASS libvirt ${line#* - }"; pass=$((pass + 1)) ;;
+    "not ok "*) echo "FAIL libvirt ${line#* - }"; fail=$((fail + 1)) ;;
+    "#"*) echo "     libvirt $line" ;;
+    esac
+done < <("$TOP/tests/libvirt/test-libvirt.sh" "$pristine" 2>&1)
 echo "pristine $UPSTREAM_VERSION: $pass pass, $fail fail, $skip skipped"
