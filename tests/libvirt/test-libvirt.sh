@@ -34,6 +34,10 @@
 #   - guest_memfd RAM and backing-watch, which libvirt does not model,
 #     through <qemu:commandline> (the page's second XML): the domain
 #     starts, the guest runs on that RAM (KVM only);
+#   - TDX (no TDX here, so only libvirt's schema is asked, with
+#     virt-xml-validate): <launchSecurity type='tdx'> is rejected before
+#     libvirt 11.6 (expected valid from 11.6: not run), and a tdx-guest
+#     with populate-in-place through <qemu:commandline> is valid;
 #   - nothing is left: no QEMU process, no RAM file.
 #
 # With a pristine QEMU (make check-pristine) the same test shows the
@@ -294,6 +298,31 @@ else
     n=$((n + 1))
     echo "ok $n - qkm-gmem # SKIP guest_memfd RAM needs KVM (/dev/kvm)"
 fi
+
+# --- TDX XML: validated against libvirt's schema only (no TDX here) ------
+tdx_xml() {   # tdx_xml N FILE: the page's Nth XML, filled in
+    doc_xml "$1" | sed -e "s|@NAME@|qkm-tdx|g" -e "s|@QEMU@|$QEMU|g" \
+        -e "s|@TDVF@|/usr/share/ovmf/OVMF.fd|g" > "$2"
+}
+lv_version=$(virsh --version 2>/dev/null)
+tdx_xml 3 "$W/tdx-launchsecurity.xml"
+if virt-xml-validate "$W/tdx-launchsecurity.xml" domain \
+        > "$W/tdx-validate.out" 2>&1; then
+    tdx_valid=yes
+else
+    tdx_valid=no
+fi
+sed 's/^/# /' "$W/tdx-validate.out" | head -n 3
+if dpkg --compare-versions "$lv_version" ge 11.6; then
+    check "TDX: libvirt $lv_version validates <launchSecurity type='tdx'>" \
+        test $tdx_valid = yes
+else
+    check "TDX: libvirt $lv_version rejects <launchSecurity type='tdx'> (before 11.6)" \
+        test $tdx_valid = no
+fi
+tdx_xml 4 "$W/tdx-commandline.xml"
+check "TDX: libvirt $lv_version validates tdx-guest through <qemu:commandline>" \
+    bash -c "virt-xml-validate '$W/tdx-commandline.xml' domain >/dev/null"
 
 # --- nothing left ---------------------------------------------------------
 sleep 0.5
