@@ -70,6 +70,8 @@ if [ -z "${QKM_LIBVIRT_NS:-}" ]; then
         skip_all "libvirt cannot be installed here: $(tail -n 1 <<<"$out")"
     fi
     command -v unshare >/dev/null || skip_all "no unshare(1)"
+    unshare --mount --propagation private true 2>/dev/null ||
+        skip_all "no private mount namespace here (unshare --mount failed)"
     exec env QKM_LIBVIRT_NS=1 unshare --mount --propagation private \
         "$0" "$QEMU"
 fi
