@@ -331,12 +331,16 @@ static void test_gmem_ram_migrate_file(void)
 static void test_gmem_ram_errors(void)
 {
     static const struct {
-        const char *opts, *accel, *expect;
+        const char *size, *opts, *accel, *expect;
     } cases[] = {
-        { ",share=off", "kvm", "guest-memfd=on needs share=on" },
-        { ",seal=on", "kvm", "cannot be combined with seal=on" },
-        { ",hugetlb=on", "kvm", "cannot be combined with hugetlb=on" },
-        { "", "tcg", "guest-memfd=on needs the KVM accelerator" },
+        { "64M", ",share=off", "kvm", "guest-memfd=on needs share=on" },
+        { "64M", ",seal=on", "kvm", "cannot be combined with seal=on" },
+        { "64M", ",hugetlb=on", "kvm", "cannot be combined with hugetlb=on" },
+        { "64M", "", "tcg", "guest-memfd=on needs the KVM accelerator" },
+        /* Not the kernel's bare EINVAL. */
+        { "67108865", "", "kvm", "guest-memfd=on needs a size that is a "
+          "multiple of the host page size (0x1000 bytes); 0x4000001 is "
+          "not" },
     };
     const char *reason;
 
@@ -346,8 +350,9 @@ static void test_gmem_ram_errors(void)
     }
     for (int i = 0; i < ARRAY_SIZE(cases); i++) {
         g_autofree char *args = g_strdup_printf(
-            "-object memory-backend-memfd,id=ram0,size=64M,"
-            "guest-memfd=on%s -machine memory-backend=ram0", cases[i].opts);
+            "-object memory-backend-memfd,id=ram0,size=%s,"
+            "guest-memfd=on%s -machine memory-backend=ram0", cases[i].size,
+            cases[i].opts);
         g_autofree char *err = NULL;
 
         if (strstr(cases[i].opts, "hugetlb") &&
