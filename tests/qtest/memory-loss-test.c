@@ -436,8 +436,9 @@ static GuestVM *start_lost_vm(const char *accel, const char *path)
 #define LOST_WORDS "guest RAM block ram0 has lost its host backing at GPA " \
                    "0x80000-0xbffff"
 
-/* Wait for the migration to end; its final status, and error-desc. */
-static char *migration_end(QTestState *qts, char **desc)
+/* Wait until migration status is one of @wanted; the status, desc in @desc. */
+static char *migration_wait(QTestState *qts, const char *const *wanted,
+                            char **desc)
 {
     gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
 
@@ -447,19 +448,32 @@ static char *migration_end(QTestState *qts, char **desc)
         const char *st = qdict_haskey(ret, "status") ?
                          qdict_get_str(ret, "status") : "none";
 
-        if (g_str_equal(st, "completed") || g_str_equal(st, "failed") ||
-            g_str_equal(st, "cancelled")) {
-            char *s = g_strdup(st);
+        for (int i = 0; wanted[i]; i++) {
+            if (g_str_equal(st, wanted[i])) {
+                char *s = g_strdup(st);
 
-            *desc = g_strdup(qdict_haskey(ret, "error-desc") ?
-                             qdict_get_str(ret, "error-desc") : "");
-            qobject_unref(rsp);
-            return s;
+                if (desc) {
+                    *desc = g_strdup(qdict_haskey(ret, "error-desc") ?
+                                     qdict_get_str(ret, "error-desc") : "");
+                }
+                qobject_unref(rsp);
+                return s;
+            }
         }
         qobject_unref(rsp);
         g_assert_cmpint(g_get_monotonic_time(), <, deadline);
         g_usleep(10000);
     }
+}
+
+/* Wait for the migration to end; its final status, and error-desc. */
+static char *migration_end(QTestState *qts, char **desc)
+{
+    static const char *const ended[] = {
+        "completed", "failed", "cancelled", NULL
+    };
+
+    return migration_wait(qts, ended, desc);
 }
 
 typedef struct MigrateCase {
@@ -499,6 +513,34 @@ static void test_migrate_after_loss(const void *opaque)
 }
 
 /*
+ * Make @dst (started with -incoming defer) wait for a postcopy migration
+ * on @uri; false, with the test skipped, where postcopy is unavailable.
+ * A failed incoming migration leaves it up, to be asked.
+ */
+static bool postcopy_destination(QTestState *dst, const char *uri)
+{
+    QDict *rsp = qtest_qmp(dst, "{ 'execute': 'migrate-set-capabilities', "
+                           "'arguments': { 'capabilities': [ { "
+                           "'capability': 'postcopy-ram', 'state': true } "
+                           "] } }");
+
+    if (qdict_haskey(rsp, "error")) {
+        g_autofree char *why = g_strdup_printf(
+            "postcopy unavailable here: %s",
+            qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"));
+
+        qobject_unref(rsp);
+        g_test_skip(why);
+        return false;
+    }
+    qobject_unref(rsp);
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s, "
+                             "'exit-on-error': false } }", uri);
+    return true;
+}
+
+/*
  * Postcopy to a second QEMU over a UNIX socket, asked to switch to
  * postcopy at once: the source, with lost RAM, fails the migration in
  * its setup and names the range, and stays stopped; the destination
@@ -513,31 +555,16 @@ static void test_migrate_postcopy(const void *opaque)
     g_autofree char *status = NULL, *desc = NULL, *dst_status = NULL;
     QTestState *dst;
     GuestVM *vm;
-    QDict *rsp;
 
     if (!accel_ok(accel)) {
         return;
     }
     dst = qtest_initf("-accel %s -machine pc -cpu max -m 64M -nodefaults "
                       "-incoming defer", accel);
-    rsp = qtest_qmp(dst, "{ 'execute': 'migrate-set-capabilities', "
-                    "'arguments': { 'capabilities': [ "
-                    "{ 'capability': 'postcopy-ram', 'state': true } ] } }");
-    if (qdict_haskey(rsp, "error")) {
-        g_autofree char *why = g_strdup_printf(
-            "postcopy unavailable here: %s",
-            qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"));
-
-        qobject_unref(rsp);
+    if (!postcopy_destination(dst, uri)) {
         qtest_quit(dst);
-        g_test_skip(why);
         return;
     }
-    qobject_unref(rsp);
-    /* A failed incoming migration must leave it up, to be asked. */
-    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
-                             "'arguments': { 'uri': %s, "
-                             "'exit-on-error': false } }", uri);
 
     vm = start_lost_vm(accel, path);
     qtest_qmp_assert_success(vm->qts, "{ 'execute': "
@@ -642,35 +669,6 @@ static void test_block_dma(const void *opaque)
     unlink(disk);
 }
 
-/* Wait until migration status is one of @wanted; the status, desc in @desc. */
-static char *migration_wait(QTestState *qts, const char *const *wanted,
-                            char **desc)
-{
-    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
-
-    for (;;) {
-        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
-        QDict *ret = qdict_get_qdict(rsp, "return");
-        const char *st = qdict_haskey(ret, "status") ?
-                         qdict_get_str(ret, "status") : "none";
-
-        for (int i = 0; wanted[i]; i++) {
-            if (g_str_equal(st, wanted[i])) {
-                char *s = g_strdup(st);
-
-                if (desc) {
-                    *desc = g_strdup(qdict_haskey(ret, "error-desc") ?
-                                     qdict_get_str(ret, "error-desc") : "");
-                }
-                qobject_unref(rsp);
-                return s;
-            }
-        }
-        qobject_unref(rsp);
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(10000);
-    }
-}
 
 /* How many times @needle occurs in @text. */
 static int count_substr(const char *text, const char *needle)
@@ -717,10 +715,8 @@ static void test_postcopy_loss_during(const void *opaque)
 {
     const char *accel = opaque;
     static const char *const active[] = { "postcopy-active", NULL };
+    /* Where either end stops; completed too, for the assertion to say so. */
     static const char *const stopped[] = {
-        "postcopy-paused", "failed", "completed", NULL
-    };
-    static const char *const dst_stopped[] = {
         "postcopy-paused", "failed", "completed", NULL
     };
     g_autofree char *path = ram_file("ram-postcopy-during");
@@ -733,7 +729,7 @@ static void test_postcopy_loss_during(const void *opaque)
     int64_t zero_pages;
     QTestState *dst;
     GuestVM *vm;
-    QDict *rsp, *ev;
+    QDict *ev;
 
     if (!accel_ok(accel)) {
         return;
@@ -744,24 +740,11 @@ static void test_postcopy_loss_during(const void *opaque)
                       "-machine memory-backend=ram0 -bios %s "
                       "-S -incoming defer", accel, RAM_SIZE,
                       vm->image_path);
-    rsp = qtest_qmp(dst, "{ 'execute': 'migrate-set-capabilities', "
-                    "'arguments': { 'capabilities': [ "
-                    "{ 'capability': 'postcopy-ram', 'state': true } ] } }");
-    if (qdict_haskey(rsp, "error")) {
-        g_autofree char *why = g_strdup_printf(
-            "postcopy unavailable here: %s",
-            qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"));
-
-        qobject_unref(rsp);
+    if (!postcopy_destination(dst, uri)) {
         qtest_quit(dst);
         guest_vm_free(vm);
-        g_test_skip(why);
         return;
     }
-    qobject_unref(rsp);
-    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
-                             "'arguments': { 'uri': %s, "
-                             "'exit-on-error': false } }", uri);
 
     guest_vm_resume(vm);
     g_assert_true(guest_vm_wait_done(vm, 20000));
@@ -801,7 +784,7 @@ static void test_postcopy_loss_during(const void *opaque)
     err = guest_vm_stderr(vm);
     g_assert_cmpint(count_substr(err, first), ==, 1);
 
-    dst_mig = migration_wait(dst, dst_stopped, NULL);
+    dst_mig = migration_wait(dst, stopped, NULL);
     g_assert_cmpstr(dst_mig, !=, "completed");
     g_assert_cmpstr(run_status(dst, &dst_status), !=, "running");
     guest_vm_free(vm);
