@@ -396,8 +396,11 @@ static const char *model_env(void)
     return real_sw_protected_vm() ? NULL : "sw-protected-vm";
 }
 
-static GuestVM *start_swp_vm(const char *inject, uint64_t gpa)
+static GuestVM *start_swp_vm_args(const char *inject, uint64_t gpa,
+                                  const char *extra)
 {
+    g_autofree char *args = g_strdup_printf("%s %s", SWP_ARGS,
+                                            extra ? extra : "");
     g_autofree char *gpa_str = g_strdup_printf("0x%" PRIx64, gpa);
     const char *const env[] = {
         "LD_PRELOAD", model_env() || inject ? KVM_CONTRACT_LIB : NULL,
@@ -407,7 +410,7 @@ static GuestVM *start_swp_vm(const char *inject, uint64_t gpa)
         NULL,
     };
     GuestVMConfig cfg = {
-        .accel = "kvm", .extra_args = SWP_ARGS, .capture_stderr = true,
+        .accel = "kvm", .extra_args = args, .capture_stderr = true,
         .env = env,
     };
 
@@ -422,6 +425,11 @@ static GuestVM *start_swp_vm(const char *inject, uint64_t gpa)
                        "layer)", inject, gpa);
     }
     return guest_vm_start_config(&cfg);
+}
+
+static GuestVM *start_swp_vm(const char *inject, uint64_t gpa)
+{
+    return start_swp_vm_args(inject, gpa, NULL);
 }
 
 static uint32_t step_result(GuestVM *vm, int i)
@@ -518,6 +526,9 @@ static void test_swp_conversions(void)
     guest_vm_free(vm);
 }
 
+/* A page of the legacy area that the test guest does not use. */
+#define LEGACY_PAGE     0x80000
+
 /* Firmware is shared, RAM private, from the start and after a reset. */
 static void test_swp_initial_layout(void)
 {
@@ -539,6 +550,150 @@ static void test_swp_initial_layout(void)
     g_assert_true(str_has_line(err, "kvm_set_memory_attributes start 0x0 "
                                "size 0x4000000 attributes 0x8 ret 0"));
     guest_vm_free(vm);
+
+    /* The legacy area (first MiB) is shared: the guest reads QEMU's. */
+    vm = start_swp_vm(NULL, 0);
+    qtest_writel(vm->qts, LEGACY_PAGE, HOST_B);
+    g_assert_cmphex(guest_read_byte(vm, LEGACY_PAGE), ==, HOST_B & 0xff);
+    guest_vm_free(vm);
+}
+
+/*
+ * Legacy firmware on a software-protected VM: it knows nothing of private
+ * memory.  It must find itself at F000:xxxx (the ISA BIOS alias below
+ * 1 MiB), shadow itself into 0xc0000-0xfffff through PAM, and share its
+ * low-memory buffers with QEMU's devices: the first MiB stays shared.
+ */
+static const char *const firmware_machines[] = { "pc", "q35" };
+
+#define FAR_JUMP_BYTE   0x600       /* written by the flat image */
+
+/*
+ * A flat 64 KiB -bios image that starts as legacy firmware does: its
+ * reset vector far-jumps to F000:0000, where it writes 0x5a to 0x600 and
+ * prints 'F' on the test guest's debug console.
+ */
+static char *write_far_jump_bios(void)
+{
+    static const uint8_t entry[] = {
+        0xc6, 0x06, 0x00, 0x06, 0x5a,   /* movb $0x5a, 0x600 */
+        0xba, GUEST_DEBUGCON_PORT, 0x00, /* mov $port, %dx */
+        0xb0, 'F',                      /* mov $'F', %al */
+        0xee,                           /* out %al, (%dx) */
+        0xf4,                           /* 1: hlt */
+        0xeb, 0xfd,                     /* jmp 1b */
+    };
+    static const uint8_t reset[] = {
+        0xea, 0x00, 0x00, 0x00, 0xf0,   /* ljmp $0xf000, $0x0000 */
+    };
+    g_autofree uint8_t *image = g_malloc0(64 * 1024);
+    g_autoptr(GError) err = NULL;
+    char *path;
+    int fd;
+
+    memcpy(image, entry, sizeof(entry));
+    memcpy(image + 0xfff0, reset, sizeof(reset));
+    fd = g_file_open_tmp("qtest-farjump-XXXXXX.bin", &path, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(write(fd, image, 64 * 1024), ==, 64 * 1024);
+    close(fd);
+    return path;
+}
+
+static bool wait_debugcon(GuestVM *vm, const char *path, const char *text,
+                          unsigned timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + timeout_ms * 1000LL;
+
+    do {
+        g_autofree char *out = NULL;
+
+        if (g_file_get_contents(path, &out, NULL, NULL) &&
+            strstr(out, text)) {
+            return true;
+        }
+        g_usleep(20 * 1000);
+    } while (g_get_monotonic_time() < deadline);
+    return false;
+}
+
+static void assert_no_emulation_failure(GuestVM *vm)
+{
+    g_autofree char *err = guest_vm_stderr(vm);
+
+    g_assert_null(strstr(err, "emulation failure"));
+    g_assert_null(strstr(err, "KVM internal error"));
+}
+
+static void test_swp_firmware_far_jump(void)
+{
+    g_autofree char *bios = NULL;
+
+    if (!swp_usable()) {
+        return;
+    }
+    bios = write_far_jump_bios();
+    for (int i = 0; i < ARRAY_SIZE(firmware_machines); i++) {
+        g_autofree char *args = g_strdup_printf("-machine %s -bios %s",
+                                                firmware_machines[i], bios);
+        GuestVM *vm = start_swp_vm_args(NULL, 0, args);
+
+        g_test_message("machine %s", firmware_machines[i]);
+        guest_vm_resume(vm);
+        for (int pass = 0; pass < 2; pass++) {
+            g_autofree char *want = g_strnfill(pass + 1, 'F');
+
+            g_assert_true(wait_debugcon(vm, vm->debugcon_path, want, 10000));
+            /* The byte it wrote below 1 MiB is in the shared copy. */
+            g_assert_cmphex(qtest_readb(vm->qts, FAR_JUMP_BYTE), ==, 0x5a);
+            /* And the same after a reset, which lays memory out again. */
+            qtest_writeb(vm->qts, FAR_JUMP_BYTE, 0);
+            qtest_qmp_assert_success(vm->qts,
+                                     "{ 'execute': 'system_reset' }");
+        }
+        assert_no_emulation_failure(vm);
+        guest_vm_free(vm);
+    }
+    unlink(bios);
+}
+
+/* The default firmware (SeaBIOS) runs to its boot menu's last word. */
+static void test_swp_firmware_seabios(void)
+{
+    if (!swp_usable()) {
+        return;
+    }
+    if (!qtest_has_machine("q35")) {
+        g_test_skip("no q35 machine in this QEMU");
+        return;
+    }
+    for (int i = 0; i < ARRAY_SIZE(firmware_machines); i++) {
+        g_autofree char *log = NULL;
+        g_autofree char *args = NULL;
+        g_autofree char *out = NULL;
+        g_autoptr(GError) err = NULL;
+        GuestVM *vm;
+        int fd;
+
+        fd = g_file_open_tmp("qtest-seabios-XXXXXX.log", &log, &err);
+        g_assert_no_error(err);
+        close(fd);
+        args = g_strdup_printf("-machine %s -bios bios.bin "
+                               "-chardev file,id=seabios,path=%s "
+                               "-device isa-debugcon,iobase=0x402,"
+                               "chardev=seabios", firmware_machines[i], log);
+        vm = start_swp_vm_args(NULL, 0, args);
+        g_test_message("machine %s", firmware_machines[i]);
+        guest_vm_resume(vm);
+        if (!wait_debugcon(vm, log, "No bootable device.", 30000)) {
+            g_file_get_contents(log, &out, NULL, NULL);
+            g_test_message("SeaBIOS said: %s", out ? out : "");
+            g_assert_not_reached();
+        }
+        assert_no_emulation_failure(vm);
+        guest_vm_free(vm);
+        unlink(log);
+    }
 }
 
 /*
@@ -723,6 +878,10 @@ int main(int argc, char **argv)
                    test_swp_refused);
     qtest_add_func("/x86/private-memory/sw-protected-vm/initial-layout",
                    test_swp_initial_layout);
+    qtest_add_func("/x86/private-memory/sw-protected-vm/firmware/far-jump",
+                   test_swp_firmware_far_jump);
+    qtest_add_func("/x86/private-memory/sw-protected-vm/firmware/seabios",
+                   test_swp_firmware_seabios);
     qtest_add_func("/x86/private-memory/sw-protected-vm/conversions",
                    test_swp_conversions);
     qtest_add_func("/x86/private-memory/sw-protected-vm/refuses-gmem-ram",

@@ -10,14 +10,17 @@
  * code paths (Linux 6.8+, CONFIG_KVM_SW_PROTECTED_VM, TDP MMU).
  *
  * Firmware images are loaded by QEMU into the shared view, so firmware
- * regions are made shared at start-up and on every reset; memory-backend
- * RAM is made private again (its contents discarded) on reset.
+ * regions are made shared at start-up and on every reset, and so is the
+ * first MiB of the machine's RAM, where legacy firmware works; the rest of
+ * memory-backend RAM is made private again (its contents discarded) on
+ * reset.
  */
 
 #include "qemu/osdep.h"
 #include <linux/kvm_para.h>
 #include "qapi/error.h"
 #include "qemu/error-report.h"
+#include "qemu/units.h"
 #include "system/system.h"
 #include "qom/object_interfaces.h"
 #include "system/kvm.h"
@@ -43,12 +46,74 @@ struct SwProtectedVm {
     bool layout_failed;
 };
 
+/*
+ * The legacy area: the first MiB of the machine's RAM (GPA 0 - 1 MiB on
+ * x86 PCs).  Legacy firmware (SeaBIOS, a flat -bios image) runs there in
+ * real mode without knowing of private memory: it shadows itself into
+ * 0xc0000-0xfffff through PAM (QEMU writes those pages' shared copy) and
+ * hands buffers there to QEMU's devices (fw_cfg DMA).  It stays shared.
+ */
+#define SW_PROTECTED_VM_LEGACY_END (1 * MiB)
+
 /* Is @mr guest RAM from a memory backend (as opposed to firmware)? */
 static bool sw_protected_vm_is_backend_ram(MemoryRegion *mr)
 {
     Object *owner = memory_region_owner(mr);
 
     return owner && object_dynamic_cast(owner, TYPE_MEMORY_BACKEND);
+}
+
+/* How much of @rb, from its start, is the shared legacy area. */
+static uint64_t sw_protected_vm_legacy_size(RAMBlock *rb)
+{
+    MemoryRegion *ram = current_machine->ram;
+
+    if (!ram || ram->ram_block != rb) {
+        return 0;
+    }
+    return MIN(rb->used_length, SW_PROTECTED_VM_LEGACY_END);
+}
+
+/*
+ * The state QEMU tracks for every page of a guest_memfd block, mapped or
+ * not: the legacy area of the machine RAM is also mapped only when the
+ * firmware enables its PAM RAM, and the memslot made then takes its state
+ * from here.
+ */
+static int sw_protected_vm_track_block(RAMBlock *rb, void *opaque)
+{
+    SwProtectedVm *spv = opaque;
+    uint64_t legacy = sw_protected_vm_legacy_size(rb);
+    bool private = sw_protected_vm_is_backend_ram(rb->mr);
+
+    if (!rb->attributes) {
+        return 0;
+    }
+    if ((legacy &&
+         ram_block_attributes_state_change(rb->attributes, 0, legacy,
+                                           false)) ||
+        (rb->used_length > legacy &&
+         ram_block_attributes_state_change(rb->attributes, legacy,
+                                           rb->used_length - legacy,
+                                           private))) {
+        spv->layout_failed = true;
+    }
+    return 0;
+}
+
+static bool sw_protected_vm_convert(SwProtectedVm *spv, MemoryRegion *mr,
+                                    hwaddr gpa, uint64_t size, bool private)
+{
+    if (!size) {
+        return false;
+    }
+    trace_sw_protected_vm_initial_state(memory_region_name(mr), gpa, size,
+                                        private);
+    if (kvm_convert_memory(gpa, size, private)) {
+        spv->layout_failed = true;
+        return true;
+    }
+    return false;
 }
 
 static bool sw_protected_vm_apply_section(Int128 start, Int128 len,
@@ -60,34 +125,56 @@ static bool sw_protected_vm_apply_section(Int128 start, Int128 len,
     MemoryRegion *mr = (MemoryRegion *)cmr;
     hwaddr gpa = int128_get64(start);
     uint64_t size = int128_get64(len);
-    bool to_private;
+    uint64_t legacy = 0;
 
     if (!memory_region_has_guest_memfd(mr) &&
         !(mr->ram_block && (mr->ram_block->flags & RAM_GUEST_MEMFD_MMAP))) {
+        /*
+         * Firmware in ordinary ROM (the ISA BIOS alias, flash).  KVM keeps
+         * attributes per GPA, not per memslot: where private RAM was
+         * mapped before, the ROM would inherit the private attribute and
+         * every access to it would fault.
+         */
+        if (!memory_region_is_ram(mr) && !memory_region_is_romd(mr)) {
+            return false;
+        }
+        trace_sw_protected_vm_initial_state(memory_region_name(mr), gpa,
+                                            size, false);
+        if (kvm_set_memory_attributes_shared(gpa, size)) {
+            spv->layout_failed = true;
+            return true;
+        }
         return false;
     }
-    to_private = sw_protected_vm_is_backend_ram(mr);
-    trace_sw_protected_vm_initial_state(memory_region_name(mr), gpa, size,
-                                        to_private);
-    if (kvm_convert_memory(gpa, size, to_private)) {
-        spv->layout_failed = true;
-        return true;
+    if (!sw_protected_vm_is_backend_ram(mr)) {
+        return sw_protected_vm_convert(spv, mr, gpa, size, false);
     }
-    return false;
+    legacy = sw_protected_vm_legacy_size(mr->ram_block);
+    if (offset_in_region < legacy) {
+        legacy = MIN(legacy - offset_in_region, size);
+    } else {
+        legacy = 0;
+    }
+    return sw_protected_vm_convert(spv, mr, gpa, legacy, false) ||
+           sw_protected_vm_convert(spv, mr, gpa + legacy, size - legacy,
+                                   true);
 }
 
 /*
- * The initial private/shared layout: every guest_memfd-backed range is
- * private if it is memory-backend RAM and shared otherwise (firmware).
+ * The initial private/shared layout: memory-backend RAM is private,
+ * except the legacy area; firmware (-bios, option ROMs) is shared.
  */
 static void sw_protected_vm_apply_layout(SwProtectedVm *spv)
 {
     FlatView *fv;
 
     spv->layout_failed = false;
+    qemu_ram_foreach_block(sw_protected_vm_track_block, spv);
     RCU_READ_LOCK_GUARD();
     fv = address_space_to_flatview(&address_space_memory);
-    flatview_for_each_range(fv, sw_protected_vm_apply_section, spv);
+    if (!spv->layout_failed) {
+        flatview_for_each_range(fv, sw_protected_vm_apply_section, spv);
+    }
     if (spv->layout_failed) {
         error_report("sw-protected-vm: cannot set up the initial "
                      "private/shared memory layout");
@@ -166,6 +253,7 @@ static void sw_protected_vm_init(Object *obj)
     ConfidentialGuestSupport *cgs = CONFIDENTIAL_GUEST_SUPPORT(obj);
 
     cgs->require_guest_memfd = true;
+    cgs->shared_firmware = true;
 }
 
 static void sw_protected_vm_class_init(ObjectClass *oc, const void *data)
