@@ -939,13 +939,94 @@ static void test_backing_watch_bad_value(void)
 
     g_assert(qemu);
     cmd = g_strdup_printf("%s -machine none -nodefaults -display none "
-                          "-object memory-backend-ram,id=m,size=1M,"
+                          "-object memory-backend-memfd,id=m,size=1M,"
                           "backing-watch=maybe", qemu);
     g_assert_true(g_spawn_command_line_sync(cmd, &out, &err, &status, NULL));
     g_assert_true(WIFEXITED(status));
     g_assert_cmpint(WEXITSTATUS(status), !=, 0);
     g_assert_nonnull(strstr(err, "backing-watch"));
     g_assert_nonnull(strstr(err, "'on' or 'off'"));
+}
+
+/*
+ * backing-watch exists where RAM has a backing file descriptor (file,
+ * memfd, shm), with a description that -object TYPE,help prints too; not
+ * on memory-backend-ram, where nothing could be watched.
+ */
+static void test_backing_watch_property(void)
+{
+    static const char *const with[] = {
+        "memory-backend-file", "memory-backend-memfd", "memory-backend-shm",
+    };
+    QTestState *qts = qtest_init("-machine none");
+    g_autofree char *ram_desc = NULL;
+    g_autofree char *cmd = NULL;
+    g_autofree char *out = NULL, *err = NULL;
+    int status;
+
+    for (int i = 0; i < ARRAY_SIZE(with); i++) {
+        g_autofree char *desc = guest_qom_description(qts, with[i],
+                                                     "backing-watch");
+        g_autofree char *help = guest_object_help(with[i]);
+        g_autofree char *line = g_strdup_printf("  backing-watch=<bool>   - %s",
+                                                desc ? desc : "?");
+
+        g_test_message("%s: %s", with[i], desc ? desc : "(none)");
+        g_assert_nonnull(desc);
+        g_assert_nonnull(strstr(desc, "backing file shrinks"));
+        g_assert_nonnull(strstr(help, line));
+    }
+    ram_desc = guest_qom_description(qts, "memory-backend-ram",
+                                    "backing-watch");
+    g_assert_null(ram_desc);
+    qtest_quit(qts);
+
+    cmd = g_strdup_printf("%s -machine none -nodefaults -display none "
+                          "-object memory-backend-ram,id=m,size=1M,"
+                          "backing-watch=off", qtest_qemu_binary(NULL));
+    g_assert_true(g_spawn_command_line_sync(cmd, &out, &err, &status, NULL));
+    g_assert_false(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    g_assert_nonnull(strstr(err, "Property 'memory-backend-ram.backing-watch'"
+                            " not found"));
+}
+
+/*
+ * The watch is set up when the RAM block is made: qom-set afterwards is
+ * an error that says so, and the value stays.  Before (object-add with the
+ * option) it is taken.
+ */
+static void test_backing_watch_qom_set(void)
+{
+    g_autofree char *path = g_build_filename(work_dir, "ram-q", NULL);
+    QTestState *qts;
+    QDict *rsp;
+
+    qts = qtest_initf("-machine none -object memory-backend-file,id=m0,"
+                      "size=1M,mem-path=%s,share=on", path);
+    rsp = qtest_qmp(qts, "{ 'execute': 'qom-set', 'arguments': { 'path': "
+                    "'/objects/m0', 'property': 'backing-watch', "
+                    "'value': false } }");
+    g_assert_nonnull(qdict_get_qdict(rsp, "error"));
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"), ==,
+                    "cannot change property 'backing-watch' of memory "
+                    "backend 'm0' once it is in use: set it when creating "
+                    "the backend");
+    qobject_unref(rsp);
+    rsp = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments': { 'path': "
+                    "'/objects/m0', 'property': 'backing-watch' } }");
+    g_assert_true(qdict_get_bool(rsp, "return"));
+    qobject_unref(rsp);
+
+    qtest_qmp_assert_success(qts, "{ 'execute': 'object-add', 'arguments': "
+                             "{ 'qom-type': 'memory-backend-memfd', "
+                             "'id': 'm1', 'size': 1048576, "
+                             "'backing-watch': false } }");
+    rsp = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments': { 'path': "
+                    "'/objects/m1', 'property': 'backing-watch' } }");
+    g_assert_false(qdict_get_bool(rsp, "return"));
+    qobject_unref(rsp);
+    qtest_quit(qts);
+    unlink(path);
 }
 
 int main(int argc, char **argv)
@@ -1003,6 +1084,10 @@ int main(int argc, char **argv)
                              accels[a]);
         qtest_add_data_func(p3, accels[a], test_backing_watch_off);
     }
+    qtest_add_func("/x86/memory-fault/backing-watch-property",
+                   test_backing_watch_property);
+    qtest_add_func("/x86/memory-fault/backing-watch-qom-set",
+                   test_backing_watch_qom_set);
     qtest_add_func("/x86/memory-fault/backing-watch-bad-value",
                    test_backing_watch_bad_value);
 #ifdef KVM_CONTRACT_LIB

@@ -244,6 +244,9 @@ static void test_gmem_ram_discard(void)
 
 static void test_gmem_ram_query_memdev(void)
 {
+    g_autofree char *desc = NULL;
+    g_autofree char *help = NULL;
+    g_autofree char *line = NULL;
     GuestVM *vm;
     QDict *rsp;
     QList *list;
@@ -253,6 +256,14 @@ static void test_gmem_ram_query_memdev(void)
         return;
     }
     vm = start_gmem_vm("-object memory-backend-memfd,id=plain,size=4M");
+    /* The option is described, in QMP and in -object ...,help. */
+    desc = guest_qom_description(vm->qts, "memory-backend-memfd",
+                                 "guest-memfd");
+    g_assert_nonnull(desc);
+    g_assert_cmpstr(desc, !=, "");
+    help = guest_object_help("memory-backend-memfd");
+    line = g_strdup_printf("  guest-memfd=<bool>     - %s", desc);
+    g_assert_nonnull(strstr(help, line));
     rsp = qtest_qmp(vm->qts, "{ 'execute': 'query-memdev' }");
     list = qdict_get_qlist(rsp, "return");
     g_assert_cmpint(qlist_size(list), ==, 2);
@@ -266,63 +277,255 @@ static void test_gmem_ram_query_memdev(void)
     guest_vm_free(vm);
 }
 
-static void wait_migration(QTestState *qts)
+/* Wait for @qts's migration to end; returns its final query-migrate. */
+static QDict *wait_migration_end(QTestState *qts)
 {
     gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
     const char *status;
-    QDict *rsp;
+    QDict *rsp, *ret;
 
     do {
         rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
-        status = qdict_get_try_str(qdict_get_qdict(rsp, "return"), "status");
-        if (status && !strcmp(status, "completed")) {
+        ret = qdict_get_qdict(rsp, "return");
+        status = qdict_get_try_str(ret, "status");
+        if (status && (!strcmp(status, "completed") ||
+                       !strcmp(status, "failed"))) {
+            qobject_ref(ret);
             qobject_unref(rsp);
-            return;
+            return ret;
         }
-        g_assert_false(status && !strcmp(status, "failed"));
         qobject_unref(rsp);
         g_usleep(10000);
     } while (g_get_monotonic_time() < deadline);
     g_assert_not_reached();
 }
 
+static void wait_migration(QTestState *qts)
+{
+    QDict *ret = wait_migration_end(qts);
+
+    g_assert_cmpstr(qdict_get_str(ret, "status"), ==, "completed");
+    qobject_unref(ret);
+}
+
+static const char *run_state(QTestState *qts)
+{
+    static char state[32];
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
+
+    g_strlcpy(state, qdict_get_str(qdict_get_qdict(rsp, "return"), "status"),
+              sizeof(state));
+    qobject_unref(rsp);
+    return state;
+}
+
+/* All of the guest's RAM as QEMU sees it, into @path. */
+static void save_ram(QTestState *qts, const char *path)
+{
+    qtest_qmp_assert_success(qts, "{ 'execute': 'pmemsave', 'arguments': "
+                             "{ 'val': 0, 'size': %u, 'filename': %s } }",
+                             RAM_SIZE, path);
+}
+
+static void assert_same_ram(const char *src, const char *dst)
+{
+    g_autofree char *a = NULL, *b = NULL;
+    gsize alen, blen;
+
+    g_assert_true(g_file_get_contents(src, &a, &alen, NULL));
+    g_assert_true(g_file_get_contents(dst, &b, &blen, NULL));
+    g_assert_cmpuint(alen, ==, RAM_SIZE);
+    g_assert_cmpuint(blen, ==, RAM_SIZE);
+    for (gsize off = 0; off < RAM_SIZE; off += 4096) {
+        if (memcmp(a + off, b + off, 4096)) {
+            g_test_message("destination RAM differs at 0x%zx", off);
+            g_assert_not_reached();
+        }
+    }
+}
+
+/*
+ * A guest that wrote to its RAM (with KVM, which cannot dirty-log a
+ * guest_memfd) and whose RAM QEMU wrote too, paused: returns it.
+ */
+static GuestVM *start_written_gmem_vm(void)
+{
+    GuestVM *vm = start_gmem_vm(NULL);
+
+    guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_LONG64);
+    guest_vm_request(vm, MB_REQ_OP, GUEST_OP_FILL);
+    guest_vm_request(vm, MB_REQ_ADDR, FILL_BASE);
+    guest_vm_request(vm, MB_REQ_COUNT, FILL_SIZE);
+    qtest_writel(vm->qts, PAGE_A, HOST_A);
+    qtest_writel(vm->qts, RAM_SIZE - 4, HOST_B);
+    guest_vm_resume(vm);
+    wait_guest_done(vm);
+    return vm;
+}
+
+/*
+ * Migrate a paused guest to @uri, with @dst (a QEMU started -incoming)
+ * or a new QEMU loading the file; the destination's RAM must be the
+ * source's, byte for byte, the guest's own writes included.
+ */
+static void migrate_paused_and_compare(const char *dir, bool to_file)
+{
+    g_autofree char *file = g_build_filename(dir, "state", NULL);
+    g_autofree char *sock = g_build_filename(dir, "sock", NULL);
+    g_autofree char *src_ram = g_build_filename(dir, "src.ram", NULL);
+    g_autofree char *dst_ram = g_build_filename(dir, "dst.ram", NULL);
+    g_autofree char *uri = g_strdup_printf("%s:%s", to_file ? "file" : "unix",
+                                           to_file ? file : sock);
+    g_autofree char *incoming = g_strdup_printf("-incoming %s", uri);
+    GuestVM *vm, *dst = NULL;
+
+    vm = start_written_gmem_vm();
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'stop' }");
+    if (!to_file) {
+        dst = start_gmem_vm(incoming);
+    }
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'migrate', 'arguments':"
+                             " { 'uri': %s } }", uri);
+    wait_migration(vm->qts);
+    save_ram(vm->qts, src_ram);
+    guest_vm_free(vm);
+
+    if (to_file) {
+        dst = start_gmem_vm(incoming);
+    }
+    wait_migration(dst->qts);
+    save_ram(dst->qts, dst_ram);
+    g_assert_cmphex(qtest_readl(dst->qts, PAGE_A), ==, HOST_A);
+    g_assert_cmphex(qtest_readl(dst->qts, RAM_SIZE - 4), ==, HOST_B);
+    g_assert_cmphex(qtest_readq(dst->qts, FILL_BASE + FILL_SIZE - 8), ==,
+                    GUEST_FILL_PATTERN);
+    g_assert_cmphex(qtest_readl(dst->qts, GUEST_MAILBOX_GPA + MB_DONE), ==,
+                    GUEST_DONE);
+    guest_vm_free(dst);
+    assert_same_ram(src_ram, dst_ram);
+    unlink(file);
+    unlink(src_ram);
+    unlink(dst_ram);
+}
+
 /* Save to a file with the guest paused, load into a new QEMU. */
 static void test_gmem_ram_migrate_file(void)
 {
     g_autofree char *dir = NULL;
+
+    if (!guest_memfd_ram_usable()) {
+        return;
+    }
+    dir = g_dir_make_tmp("qtest-gmem-XXXXXX", NULL);
+    migrate_paused_and_compare(dir, true);
+    rmdir(dir);
+}
+
+/* The same over a socket to a second QEMU. */
+static void test_gmem_ram_migrate_socket(void)
+{
+    g_autofree char *dir = NULL;
+
+    if (!guest_memfd_ram_usable()) {
+        return;
+    }
+    dir = g_dir_make_tmp("qtest-gmem-XXXXXX", NULL);
+    migrate_paused_and_compare(dir, false);
+    rmdir(dir);
+}
+
+#define RUNNING_REFUSED "Cannot migrate a running guest whose RAM block " \
+    "ram0 is a KVM guest_memfd (guest-memfd=on): KVM cannot log the " \
+    "guest's writes to it, so the migration would never converge.  Stop " \
+    "the guest first, or give it RAM without guest-memfd=on"
+
+/*
+ * A running guest: KVM cannot dirty-log its guest_memfd RAM, so precopy
+ * could never converge (it used to resend everything forever).  Refused
+ * at once, to a file and to a second QEMU; the guest keeps running.
+ */
+static void test_gmem_ram_migrate_running(void)
+{
+    g_autofree char *dir = NULL;
+    g_autofree char *sock = NULL;
     g_autofree char *file = NULL;
     g_autofree char *incoming = NULL;
+    g_autofree char *path = NULL;
+    const char *uris[2];
+    GuestVM *vm, *dst;
+
+    if (!guest_memfd_ram_usable()) {
+        return;
+    }
+    dir = g_dir_make_tmp("qtest-gmem-XXXXXX", NULL);
+    file = g_strdup_printf("file:%s/state", dir);
+    sock = g_strdup_printf("unix:%s/sock", dir);
+    incoming = g_strdup_printf("-incoming %s", sock);
+    uris[0] = file;
+    uris[1] = sock;
+    vm = start_written_gmem_vm();
+    dst = start_gmem_vm(incoming);
+    for (int i = 0; i < 2; i++) {
+        QDict *rsp = qtest_qmp(vm->qts, "{ 'execute': 'migrate', "
+                               "'arguments': { 'uri': %s } }", uris[i]);
+        QDict *err = qdict_get_qdict(rsp, "error");
+
+        g_test_message("migrate %s", uris[i]);
+        g_assert_nonnull(err);
+        g_assert_cmpstr(qdict_get_str(err, "desc"), ==, RUNNING_REFUSED);
+        qobject_unref(rsp);
+        g_assert_cmpstr(run_state(vm->qts), ==, "running");
+    }
+    /* The destination never saw a connection, and waits on. */
+    g_assert_cmpstr(run_state(dst->qts), ==, "inmigrate");
+    guest_vm_free(dst);
+    guest_vm_free(vm);
+    path = g_strdup_printf("%s/state", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+/*
+ * A paused guest resumed while it migrates: the migration fails with the
+ * reason at its next pass instead of looping; the guest keeps running.
+ */
+static void test_gmem_ram_migrate_resumed(void)
+{
+    g_autofree char *dir = NULL;
+    g_autofree char *file = NULL;
     g_autofree char *uri = NULL;
     GuestVM *vm;
+    QDict *ret;
 
     if (!guest_memfd_ram_usable()) {
         return;
     }
     dir = g_dir_make_tmp("qtest-gmem-XXXXXX", NULL);
     file = g_build_filename(dir, "state", NULL);
+    uri = g_strdup_printf("file:%s", file);
     vm = start_gmem_vm(NULL);
+    /* 32 MiB of data to send at 4 MiB/s: the migration lasts seconds. */
     guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_LONG64);
-    guest_vm_request(vm, MB_REQ_OP, GUEST_OP_WRITE);
-    guest_vm_request(vm, MB_REQ_ADDR, PAGE_C);
-    qtest_writel(vm->qts, PAGE_A, HOST_A);
-    qtest_writel(vm->qts, RAM_SIZE - 4, HOST_B);
+    guest_vm_request(vm, MB_REQ_OP, GUEST_OP_FILL);
+    guest_vm_request(vm, MB_REQ_ADDR, FILL_BASE);
+    guest_vm_request(vm, MB_REQ_COUNT, 32 * 1024 * 1024);
     guest_vm_resume(vm);
     wait_guest_done(vm);
     qtest_qmp_assert_success(vm->qts, "{ 'execute': 'stop' }");
-    uri = g_strdup_printf("file:%s", file);
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'migrate-set-parameters',"
+                             " 'arguments': { 'max-bandwidth': %d } }",
+                             4 * 1024 * 1024);
     qtest_qmp_assert_success(vm->qts, "{ 'execute': 'migrate', 'arguments':"
                              " { 'uri': %s } }", uri);
-    wait_migration(vm->qts);
-    guest_vm_free(vm);
-
-    incoming = g_strdup_printf("-incoming file:%s", file);
-    vm = start_gmem_vm(incoming);
-    wait_migration(vm->qts);
-    g_assert_cmphex(qtest_readl(vm->qts, PAGE_A), ==, HOST_A);
-    g_assert_cmphex(qtest_readl(vm->qts, RAM_SIZE - 4), ==, HOST_B);
-    g_assert_cmphex(qtest_readb(vm->qts, PAGE_C), ==, GUEST_WRITE_BYTE);
-    g_assert_cmphex(qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_DONE), ==,
-                    GUEST_DONE);
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'cont' }");
+    ret = wait_migration_end(vm->qts);
+    g_assert_cmpstr(qdict_get_str(ret, "status"), ==, "failed");
+    g_assert_nonnull(strstr(qdict_get_str(ret, "error-desc"),
+                            "the guest was resumed, and KVM cannot log its "
+                            "writes to RAM block ram0 (a guest_memfd, "
+                            "guest-memfd=on): stop the guest to migrate it"));
+    qobject_unref(ret);
+    g_assert_cmpstr(run_state(vm->qts), ==, "running");
     guest_vm_free(vm);
     unlink(file);
     rmdir(dir);
@@ -556,6 +759,62 @@ static void test_swp_initial_layout(void)
     qtest_writel(vm->qts, LEGACY_PAGE, HOST_B);
     g_assert_cmphex(guest_read_byte(vm, LEGACY_PAGE), ==, HOST_B & 0xff);
     guest_vm_free(vm);
+}
+
+/*
+ * A kernel that offers the VM type but lacks a capability it needs (the
+ * contract layer's model, with the capability hidden): one line that
+ * names it, exit status 1, and no "failed to initialize kvm: <errno>"
+ * after it.
+ */
+static void test_swp_missing_cap(void)
+{
+    static const struct {
+        int cap;
+        const char *expect;
+    } cases[] = {
+        { KVM_CAP_MEMORY_ATTRIBUTES, "sw-protected-vm: KVM has no private "
+          "memory attribute (KVM_CAP_MEMORY_ATTRIBUTES is 0x0)" },
+        { KVM_CAP_GUEST_MEMFD, "sw-protected-vm: KVM does not support "
+          "guest_memfd (KVM_CAP_GUEST_MEMFD is 0)" },
+        { KVM_CAP_EXIT_HYPERCALL, "sw-protected-vm: KVM cannot pass the "
+          "guest's KVM_HC_MAP_GPA_RANGE hypercall to QEMU "
+          "(KVM_CAP_EXIT_HYPERCALL)" },
+    };
+    const char *reason;
+
+    if (!guest_accel_usable("kvm", &reason)) {
+        g_test_skip(reason);
+        return;
+    }
+    for (int i = 0; i < ARRAY_SIZE(cases); i++) {
+        g_autofree char *env = g_strdup_printf(
+            "LD_PRELOAD=%s QKM_KVM_MODEL=sw-protected-vm QKM_KVM_HIDE_CAP=%d",
+            KVM_CONTRACT_LIB, cases[i].cap);
+        g_autofree char *cmd = g_strdup_printf(
+            "env %s %s -accel kvm -machine q35,confidential-guest-support=p0 "
+            "-object sw-protected-vm,id=p0 -m 64M -nodefaults -display none "
+            "-S", env, qtest_qemu_binary(NULL));
+        g_autofree char *out = NULL;
+        g_autofree char *err = NULL;
+        g_autofree char *line = g_strdup_printf(": -accel kvm: %s\n",
+                                                cases[i].expect);
+        g_auto(GStrv) lines = NULL;
+        int status, n = 0;
+
+        g_assert_true(g_spawn_command_line_sync(cmd, &out, &err, &status,
+                                                NULL));
+        g_test_message("capability %d hidden: %s", cases[i].cap, err);
+        g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+        g_assert_null(strstr(err, "failed to initialize"));
+        /* One error line (host CPUID warnings aside), the true one. */
+        lines = g_strsplit(err, "\n", -1);
+        for (int j = 0; lines[j]; j++) {
+            n += lines[j][0] && !strstr(lines[j], "warning:");
+        }
+        g_assert_cmpint(n, ==, 1);
+        g_assert_true(g_str_has_suffix(err, line));
+    }
 }
 
 /*
@@ -867,6 +1126,12 @@ int main(int argc, char **argv)
                    test_gmem_ram_query_memdev);
     qtest_add_func("/x86/private-memory/guest-memfd-ram/migrate-file",
                    test_gmem_ram_migrate_file);
+    qtest_add_func("/x86/private-memory/guest-memfd-ram/migrate-socket",
+                   test_gmem_ram_migrate_socket);
+    qtest_add_func("/x86/private-memory/guest-memfd-ram/migrate-running",
+                   test_gmem_ram_migrate_running);
+    qtest_add_func("/x86/private-memory/guest-memfd-ram/migrate-resumed",
+                   test_gmem_ram_migrate_resumed);
     qtest_add_func("/x86/private-memory/guest-memfd-ram/errors",
                    test_gmem_ram_errors);
     qtest_add_func("/x86/private-memory/guest-memfd-ram/contract/old-kernel",
@@ -878,6 +1143,8 @@ int main(int argc, char **argv)
                    test_swp_refused);
     qtest_add_func("/x86/private-memory/sw-protected-vm/initial-layout",
                    test_swp_initial_layout);
+    qtest_add_func("/x86/private-memory/sw-protected-vm/contract/missing-cap",
+                   test_swp_missing_cap);
     qtest_add_func("/x86/private-memory/sw-protected-vm/firmware/far-jump",
                    test_swp_firmware_far_jump);
     qtest_add_func("/x86/private-memory/sw-protected-vm/firmware/seabios",

@@ -29,6 +29,7 @@
 #include <linux/kvm.h>
 #include "libqtest.h"
 #include "qobject/qdict.h"
+#include "qobject/qlist.h"
 
 #define OVMF_FD         "/usr/share/ovmf/OVMF.fd"
 #define RUN_TIMEOUT     "30"
@@ -756,9 +757,51 @@ static void test_real_tdx(void)
     qtest_quit(qts);
 }
 
+/*
+ * populate-in-place is a class property with a description: qom-list-
+ * properties gives it, and -object tdx-guest,help lists it (it used to
+ * say "There are no options for tdx-guest").
+ */
+static void test_populate_in_place_property(void)
+{
+    g_autofree char *cmd = g_strdup_printf("%s -object tdx-guest,help",
+                                           qtest_qemu_binary(NULL));
+    g_autofree char *help = NULL;
+    g_autofree char *line = NULL;
+    const char *desc = NULL;
+    QTestState *qts;
+    QListEntry *e;
+    QDict *rsp;
+    int status;
+
+    qts = qtest_init("-machine none");
+    rsp = qtest_qmp(qts, "{ 'execute': 'qom-list-properties', "
+                    "'arguments': { 'typename': 'tdx-guest' } }");
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(rsp, "return"), e) {
+        QDict *prop = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (g_str_equal(qdict_get_str(prop, "name"), "populate-in-place")) {
+            desc = qdict_get_try_str(prop, "description");
+            line = g_strdup_printf("  populate-in-place=<OnOffAuto> - %s",
+                                   desc ? desc : "");
+        }
+    }
+    g_assert_nonnull(desc);
+    g_assert_nonnull(strstr(desc, "'auto'"));
+    qobject_unref(rsp);
+    qtest_quit(qts);
+
+    g_assert_true(g_spawn_command_line_sync(cmd, &help, NULL, &status, NULL));
+    g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    g_assert_null(strstr(help, "There are no options"));
+    g_assert_nonnull(strstr(help, line));
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
+    qtest_add_func("/x86/tdx/populate-in-place-property",
+                   test_populate_in_place_property);
     qtest_add_func("/x86/tdx/contract/launch/ovmf", test_launch_ovmf);
     qtest_add_func("/x86/tdx/contract/launch/synthetic",
                    test_launch_synthetic);

@@ -7,6 +7,7 @@
 #include "qemu/osdep.h"
 #include "libqtest.h"
 #include "qobject/qdict.h"
+#include "qobject/qlist.h"
 #include "guest-qtest.h"
 #include "guest/guest-image.h"
 
@@ -231,6 +232,39 @@ void guest_vm_assert_internal_error(QTestState *qts)
     g_assert(qdict_haskey(rsp, "error"));
     qobject_unref(rsp);
     assert_status_internal_error(qts);
+}
+
+/* The description qom-list-properties gives @prop of @type, or NULL. */
+char *guest_qom_description(QTestState *qts, const char *type,
+                           const char *prop)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'qom-list-properties', "
+                           "'arguments': { 'typename': %s } }", type);
+    QListEntry *e;
+    char *desc = NULL;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(rsp, "return"), e) {
+        QDict *p = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (g_str_equal(qdict_get_str(p, "name"), prop)) {
+            desc = g_strdup(qdict_get_try_str(p, "description") ?: "");
+        }
+    }
+    qobject_unref(rsp);
+    return desc;
+}
+
+/* What -object @type,help prints. */
+char *guest_object_help(const char *type)
+{
+    g_autofree char *cmd = g_strdup_printf("%s -object %s,help",
+                                           qtest_qemu_binary(NULL), type);
+    char *out = NULL;
+    int status;
+
+    g_assert_true(g_spawn_command_line_sync(cmd, &out, NULL, &status, NULL));
+    g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    return out;
 }
 
 void guest_vm_free(GuestVM *vm)

@@ -111,6 +111,16 @@ unsigned guest_count_lines(const char *text, const char *line);
  */
 void guest_vm_assert_internal_error(QTestState *qts);
 
+/*
+ * The description qom-list-properties gives property @prop of QOM type
+ * @type ("" when it has none), or NULL when @type has no such property.
+ */
+char *guest_qom_description(QTestState *qts, const char *type,
+                            const char *prop);
+
+/* What "-object @type,help" prints (QEMU must exit 0). */
+char *guest_object_help(const char *type);
+
 /* Quit QEMU and remove the temporary files. */
 void guest_vm_free(GuestVM *vm);
 
