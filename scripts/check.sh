@@ -5,6 +5,8 @@
 #   - the project's unit tests and qtests,
 #   - a chosen set of upstream x86 qtests that exercise the code the
 #     series touches (the list below says why each is there),
+#   - the docs test (tests/docs/: every command-line example of the
+#     guest_memfd and guest-memory fault pages runs),
 #   - the libvirt test (tests/libvirt/: a private libvirt daemon runs the
 #     patched QEMU from domain XML),
 #   - the series checks (scripts/check-series.sh), the tests of the
@@ -129,6 +131,11 @@ fi
 note "code built only with in-place guest_memfd headers still compiles"
 run_tap "$PYTHON" "$TOP/scripts/check-in-place-build.py" "$BUILD_ROOT/qemu" \
     "$BUILD_ROOT/qemu-src"
+
+note "docs: every command-line example of the guest_memfd and fault pages runs"
+run_tap "$PYTHON" "$TOP/tests/docs/test-doc-examples.py" \
+    "$BUILD_ROOT/qemu/qemu-system-x86_64" \
+    "$BUILD_ROOT/qemu/tests/qtest/kvm-contract/libkvm-contract.so"
 
 note "libvirt: a private daemon runs the patched QEMU from domain XML"
 run_tap "$TOP/tests/libvirt/test-libvirt.sh"

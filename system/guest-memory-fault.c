@@ -997,8 +997,12 @@ static void print_report(QueuedReport *q)
     } else {
         g_string_append(line, "GPA unknown, ");
     }
-    g_string_append_printf(line, "%s, %s memory, ", access_words(f->access),
-                           f->is_private ? "private" : "shared");
+    /*
+     * Only private memory is named: "shared" would read as the backend's
+     * share option, which has nothing to do with it.
+     */
+    g_string_append_printf(line, "%s, %s", access_words(f->access),
+                           f->is_private ? "private memory, " : "");
     if (block) {
         g_string_append_printf(line, "RAM block %s offset 0x%" PRIx64 ", ",
                                block, (uint64_t)f->offset);

@@ -368,7 +368,8 @@ static GuestVM *start_written_gmem_vm(void)
  * or a new QEMU loading the file; the destination's RAM must be the
  * source's, byte for byte, the guest's own writes included.
  */
-static void migrate_paused_and_compare(const char *dir, bool to_file)
+static void migrate_paused_and_compare(const char *dir, bool to_file,
+                                       bool cpr_reboot)
 {
     g_autofree char *file = g_build_filename(dir, "state", NULL);
     g_autofree char *sock = g_build_filename(dir, "sock", NULL);
@@ -376,11 +377,17 @@ static void migrate_paused_and_compare(const char *dir, bool to_file)
     g_autofree char *dst_ram = g_build_filename(dir, "dst.ram", NULL);
     g_autofree char *uri = g_strdup_printf("%s:%s", to_file ? "file" : "unix",
                                            to_file ? file : sock);
-    g_autofree char *incoming = g_strdup_printf("-incoming %s", uri);
+    g_autofree char *incoming = g_strdup_printf("-incoming %s",
+                                                cpr_reboot ? "defer" : uri);
     GuestVM *vm, *dst = NULL;
 
     vm = start_written_gmem_vm();
     qtest_qmp_assert_success(vm->qts, "{ 'execute': 'stop' }");
+    if (cpr_reboot) {
+        qtest_qmp_assert_success(vm->qts, "{ 'execute': "
+                                 "'migrate-set-parameters', 'arguments': "
+                                 "{ 'mode': 'cpr-reboot' } }");
+    }
     if (!to_file) {
         dst = start_gmem_vm(incoming);
     }
@@ -392,6 +399,14 @@ static void migrate_paused_and_compare(const char *dir, bool to_file)
 
     if (to_file) {
         dst = start_gmem_vm(incoming);
+    }
+    if (cpr_reboot) {
+        qtest_qmp_assert_success(dst->qts, "{ 'execute': "
+                                 "'migrate-set-parameters', 'arguments': "
+                                 "{ 'mode': 'cpr-reboot' } }");
+        qtest_qmp_assert_success(dst->qts, "{ 'execute': "
+                                 "'migrate-incoming', 'arguments': "
+                                 "{ 'uri': %s } }", uri);
     }
     wait_migration(dst->qts);
     save_ram(dst->qts, dst_ram);
@@ -417,7 +432,7 @@ static void test_gmem_ram_migrate_file(void)
         return;
     }
     dir = g_dir_make_tmp("qtest-gmem-XXXXXX", NULL);
-    migrate_paused_and_compare(dir, true);
+    migrate_paused_and_compare(dir, true, false);
     rmdir(dir);
 }
 
@@ -430,7 +445,58 @@ static void test_gmem_ram_migrate_socket(void)
         return;
     }
     dir = g_dir_make_tmp("qtest-gmem-XXXXXX", NULL);
-    migrate_paused_and_compare(dir, false);
+    migrate_paused_and_compare(dir, false, false);
+    rmdir(dir);
+}
+
+/* cpr-reboot: a file with the guest paused, loaded by a new QEMU. */
+static void test_gmem_ram_cpr_reboot(void)
+{
+    g_autofree char *dir = NULL;
+
+    if (!guest_memfd_ram_usable()) {
+        return;
+    }
+    dir = g_dir_make_tmp("qtest-gmem-XXXXXX", NULL);
+    migrate_paused_and_compare(dir, true, true);
+    rmdir(dir);
+}
+
+/*
+ * cpr-transfer hands the new QEMU this one's memory file descriptors;
+ * a guest_memfd belongs to the VM that created it: refused, naming the
+ * RAM block.  (aux-ram-share=on, so that nothing else blocks first.)
+ */
+static void test_gmem_ram_cpr_transfer(void)
+{
+    g_autofree char *dir = NULL;
+    g_autofree char *main_sock = NULL;
+    g_autofree char *cpr_sock = NULL;
+    GuestVM *vm;
+    QDict *rsp;
+
+    if (!guest_memfd_ram_usable()) {
+        return;
+    }
+    dir = g_dir_make_tmp("qtest-gmem-XXXXXX", NULL);
+    main_sock = g_build_filename(dir, "main", NULL);
+    cpr_sock = g_build_filename(dir, "cpr", NULL);
+    vm = start_gmem_vm("-machine aux-ram-share=on");
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'stop' }");
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'migrate-set-parameters',"
+                             " 'arguments': { 'mode': 'cpr-transfer' } }");
+    rsp = qtest_qmp(vm->qts, "{ 'execute': 'migrate', 'arguments': { "
+                    "'channels': [ { 'channel-type': 'main', 'addr': { "
+                    "'transport': 'socket', 'type': 'unix', 'path': %s } }, "
+                    "{ 'channel-type': 'cpr', 'addr': { 'transport': "
+                    "'socket', 'type': 'unix', 'path': %s } } ] } }",
+                    main_sock, cpr_sock);
+    g_assert_nonnull(qdict_get_qdict(rsp, "error"));
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"), ==,
+                    "Memory region ram0 is a KVM guest_memfd, which is not "
+                    "supported with CPR.");
+    qobject_unref(rsp);
+    guest_vm_free(vm);
     rmdir(dir);
 }
 
@@ -1128,6 +1194,10 @@ int main(int argc, char **argv)
                    test_gmem_ram_migrate_file);
     qtest_add_func("/x86/private-memory/guest-memfd-ram/migrate-socket",
                    test_gmem_ram_migrate_socket);
+    qtest_add_func("/x86/private-memory/guest-memfd-ram/cpr-reboot",
+                   test_gmem_ram_cpr_reboot);
+    qtest_add_func("/x86/private-memory/guest-memfd-ram/cpr-transfer",
+                   test_gmem_ram_cpr_transfer);
     qtest_add_func("/x86/private-memory/guest-memfd-ram/migrate-running",
                    test_gmem_ram_migrate_running);
     qtest_add_func("/x86/private-memory/guest-memfd-ram/migrate-resumed",
