@@ -11,8 +11,9 @@
 #     patched QEMU from domain XML),
 #   - the series checks (scripts/check-series.sh), the tests of the
 #     series checker and of the edit/save workflow (tests/series/).
-# Ends with one line "check: N passed, N failed, N skipped" and exits
-# non-zero when anything failed.
+# Ends with the skipped subtests and their reasons, then one line
+# "check: N passed, N failed, N skipped" counting subtests (each ok/not ok
+# line of a TAP test), and exits non-zero when anything failed.
 
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -79,18 +80,40 @@ note "running ${#names[@]} unit tests and qtests"
     meson test --no-rebuild --print-errorlogs --num-processes 2 "${names[@]}")
 [ $? -eq 0 ] || status=1
 json=$BUILD_ROOT/qemu/meson-logs/testlog.json
+skipped_list=$BUILD_ROOT/check-skipped.txt
+: > "$skipped_list"
 if [ -f "$json" ]; then
-    read -r p f s < <("$PYTHON" - "$json" <<'PY'
-import json, sys
+    # Subtests count, from each test's TAP output; a test without TAP
+    # output counts once, by its result.
+    read -r p f s < <("$PYTHON" - "$json" "$skipped_list" <<'PY'
+import json, re, sys
 p = f = s = 0
+skips = open(sys.argv[2], "a")
 for line in open(sys.argv[1]):
-    r = json.loads(line)["result"]
-    if r in ("OK", "EXPECTEDFAIL"):
-        p += 1
-    elif r == "SKIP":
-        s += 1
-    else:
-        f += 1
+    r = json.loads(line)
+    name = r["name"].split(" / ")[-1]
+    tap = [l for l in (r.get("stdout") or "").splitlines()
+           if re.match(r"(not )?ok ", l)]
+    for l in tap:
+        if l.startswith("not ok"):
+            f += 1
+        elif "# SKIP" in l:
+            s += 1
+            skips.write("%s: %s\n" % (name, l.split(" ", 2)[2]))
+        else:
+            p += 1
+    if not tap:
+        if r["result"] in ("OK", "EXPECTEDFAIL"):
+            p += 1
+        elif r["result"] == "SKIP":
+            s += 1
+            skips.write("%s: skipped\n" % name)
+        else:
+            f += 1
+    elif r["result"] not in ("OK", "EXPECTEDFAIL", "SKIP") and \
+            not any(l.startswith("not ok") for l in tap):
+        f += 1          # died after its last subtest
+skips.close()
 print(p, f, s)
 PY
 )
@@ -107,6 +130,8 @@ run_tap() {
     printf '%s\n' "$out"
     ok=$(grep '^ok ' <<<"$out" | grep -vc '# SKIP')
     skip=$(grep -c '^ok .*# SKIP\|^1\.\.0 # SKIP' <<<"$out")
+    grep '^ok .*# SKIP\|^1\.\.0 # SKIP' <<<"$out" |
+        sed "s|^|$(basename "${*: -1}"): |" >> "$skipped_list"
     bad=$(grep -c '^not ok ' <<<"$out")
     if [ $rc -ne 0 ] && [ "$bad" -eq 0 ]; then
         bad=1       # failed before it could report
@@ -147,5 +172,9 @@ run_tap "$TOP/tests/series/test-check-series.sh"
 note "tests of the edit/save workflow"
 run_tap "$TOP/tests/series/test-edit-save.sh"
 
+if [ -s "$skipped_list" ]; then
+    echo "check: skipped, with the reason each gave:"
+    sed 's/^/  /' "$skipped_list"
+fi
 echo "check: $tests_passed passed, $tests_failed failed, $tests_skipped skipped"
 exit $status

@@ -38,7 +38,7 @@ import tempfile
 # infrastructure.
 OVERLAY_ROOTS = (
     "accel", "backends", "docs", "hw", "include", "qapi", "system",
-    "target", "util", "tests/qtest", "tests/unit", "tests/fuzz",
+    "target", "util", "tests/qtest", "tests/unit",
 )
 
 # Commits the scripts make get a fixed committer (and, for the overlay

@@ -8,7 +8,7 @@
  * No QEMU state here: the caller passes the ioctl (kvm_gmem_attrs_ioctl()
  * or a stand-in), so that unit tests can drive the retry rules with a
  * model of the kernel contract
- * (../shared/KERNEL-API.md section 2: -EAGAIN with error_offset when a
+ * (docs/devel/kvm-kernel-contract.rst section 2: -EAGAIN with error_offset when a
  * page has unexpected references).
  */
 

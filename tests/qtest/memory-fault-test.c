@@ -23,13 +23,14 @@
  * PVM-backed KVM turns the access into an MMIO exit at the RAM address
  * (or an emulation failure for a fetch), VMX/SVM hosts fail KVM_RUN with
  * EFAULT, TCG takes SIGBUS.  The test accepts each documented path and
- * checks the fields that path can know (../shared/KERNEL-API.md s. 4, 6).
+ * checks the fields that path can know (docs/devel/kvm-kernel-contract.rst
+ * section 4).
  *
  * The /contract/ cases are kernel-contract tests: the paths this host's
  * kernel never takes (bare EFAULT, SIGBUS during KVM_RUN,
  * KVM_EXIT_MEMORY_FAULT, the same memory fault reported again and again)
  * are produced by the LD_PRELOAD layer in kvm-contract/, which rewrites
- * the real KVM's exits exactly as KERNEL-API.md sections 4 and 6 describe.
+ * the real KVM's exits exactly as that section describes.
  */
 
 #include "qemu/osdep.h"
@@ -326,16 +327,6 @@ static void test_guest_fault(const void *opaque)
     case CAUSE_TMPFS_FULL:
         if (!tmpfs_dir) {
             g_test_skip(tmpfs_skip_reason);
-            return;
-        }
-        if (c->op == GUEST_OP_FETCH) {
-            /*
-             * A fetch is a read: from a hole the kernel may hand out the
-             * zero page, and the guest would execute zeros.
-             */
-            g_test_skip("a fetch from a hole on a full tmpfs need not "
-                        "fault (zero page); covered by the truncation "
-                        "cases");
             return;
         }
         ram_path = g_build_filename(tmpfs_dir, "ram", NULL);
@@ -1087,14 +1078,27 @@ int main(int argc, char **argv)
     setup_tmpfs();
     have_backing_watch = detect_backing_watch();
 
+    /*
+     * A fetch is a read: from a hole the kernel may hand out the zero
+     * page, and the guest would execute zeros instead of faulting.
+     */
+    g_test_message("not registered: tmpfs-full fetch cases (a fetch from "
+                   "a hole on a full tmpfs need not fault, the kernel may "
+                   "map the zero page; the truncation causes cover "
+                   "fetches)");
     for (int a = 0; a < ARRAY_SIZE(accels); a++) {
         g_autofree char *p2 = NULL, *p3 = NULL, *p4 = NULL, *p5 = NULL;
 
         for (int cause = 0; cause < ARRAY_SIZE(cause_names); cause++) {
             for (uint32_t m = GUEST_MODE_REAL; m <= GUEST_MODE_USER64; m++) {
                 for (uint32_t op = GUEST_OP_READ; op <= GUEST_OP_MAX; op++) {
-                    FaultCase *c = g_new0(FaultCase, 1);
+                    FaultCase *c;
                     g_autofree char *p = NULL;
+
+                    if (cause == CAUSE_TMPFS_FULL && op == GUEST_OP_FETCH) {
+                        continue;       /* see below */
+                    }
+                    c = g_new0(FaultCase, 1);
 
                     c->accel = accels[a];
                     c->cause = cause;

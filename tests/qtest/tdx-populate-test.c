@@ -8,8 +8,8 @@
  * Contract test.  Without TDX hardware, the real qemu-system-x86_64
  * launches a TD (-machine q35,confidential-guest-support=tdx0 -object
  * tdx-guest -cpu host) against tests/qtest/kvm-contract/tdx-contract.c,
- * an LD_PRELOAD model of the TDX kernel contract (../shared/KERNEL-API.md
- * sections 1-2, ../shared/TDX-CONTRACT.md) over the real KVM, up to
+ * an LD_PRELOAD model of the TDX kernel contract (docs/devel/kvm-kernel-contract.rst
+ * sections 1, 2, 6 and 7) over the real KVM, up to
  * KVM_TDX_FINALIZE_VM; the layer then stops the TD at its first KVM_RUN
  * and QEMU exits.  The TDVF image is Debian's real OVMF.fd (package
  * ovmf) or one the test generates.  The layer logs every TDX command;
@@ -34,7 +34,7 @@
 #define OVMF_FD         "/usr/share/ovmf/OVMF.fd"
 #define RUN_TIMEOUT     "30"
 
-/* TDVF metadata (hw/i386/tdvf.c, TDX-CONTRACT.md) */
+/* TDVF metadata (hw/i386/tdvf.c, docs/devel/kvm-kernel-contract.rst section 7) */
 #define TDVF_SIGNATURE  0x46564454
 #define SEC_BFV         0
 #define SEC_CFV         1

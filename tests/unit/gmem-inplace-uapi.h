@@ -5,7 +5,7 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
- * As documented for the series under review (../shared/KERNEL-API.md
+ * As documented for the series under review (docs/devel/kvm-kernel-contract.rst
  * section 2; lore 20260618-gmem-inplace-conversion-v8).  Force-included
  * (-include) when the unit tests and the in-place compile check build
  * code that QEMU compiles only against linux-headers that have this API.

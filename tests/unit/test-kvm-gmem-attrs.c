@@ -6,7 +6,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
  * Contract test: the fake KVM_SET_MEMORY_ATTRIBUTES2 below follows the
- * documented kernel contract (../shared/KERNEL-API.md section 2; the
+ * documented kernel contract (docs/devel/kvm-kernel-contract.rst section 2; the
  * in-place conversion series, not released): -EAGAIN with error_offset
  * at the first page that still has unexpected references, the pages
  * before it converted.  Built with tests/unit/gmem-inplace-uapi.h

@@ -7,7 +7,7 @@
  *
  * Contract test: no TDX hardware is involved.  FakeTd below implements
  * KVM_TDX_INIT_MEM_REGION and KVM_SET_MEMORY_ATTRIBUTES2 as
- * ../shared/KERNEL-API.md sections 1 and 2 document them: progress
+ * docs/devel/kvm-kernel-contract.rst sections 1 and 2 document them: progress
  * written back into the struct on success and on error (gpa and
  * source_addr advance, nr_pages shrinks; source_addr 0 is not advanced),
  * -EINTR/-EBUSY/-EAGAIN, -EIO for a dead VM, -EPERM for a write-tracked

@@ -5,7 +5,7 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
- * The kernel contract (../shared/KERNEL-API.md sections 1 and 2):
+ * The kernel contract (docs/devel/kvm-kernel-contract.rst sections 1 and 2):
  *
  * - Linux 6.19 takes kvm->lock, every vCPU mutex and slots_lock: -EBUSY
  *   while a vCPU is being created or the TDX module reports a busy

@@ -7,7 +7,7 @@
  *
  * Each behaviour the layer models (kvm-contract.c) is checked here by
  * calling the ioctls directly, without QEMU, against the contract it
- * cites (../shared/KERNEL-API.md; Linux 6.18 virt/kvm/kvm_main.c,
+ * cites (docs/devel/kvm-kernel-contract.rst; Linux 6.18 virt/kvm/kvm_main.c,
  * virt/kvm/guest_memfd.c): capabilities, KVM_CREATE_VM of the modelled
  * type, KVM_SET_MEMORY_ATTRIBUTES argument checks, guest_memfd flags,
  * memslot flag checks, QKM_KVM_HIDE_CAP, and the layer turning itself off

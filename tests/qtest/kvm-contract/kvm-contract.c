@@ -9,7 +9,8 @@
  *
  *   efault          KVM_RUN fails with bare EFAULT and run->exit_reason
  *                   stale, as on VMX/SVM hosts when a RAM page cannot be
- *                   faulted in (../shared/KERNEL-API.md section 4).
+ *                   faulted in (docs/devel/kvm-kernel-contract.rst
+ *                   section 4).
  *   sigbus          SIGBUS (BUS_ADRERR, si_addr = QEMU's address of the
  *                   page) reaches the vCPU thread during KVM_RUN, which
  *                   then fails with EINTR ("other kernels may deliver
@@ -27,7 +28,10 @@
  *                   a shared KVM_EXIT_MEMORY_FAULT that the kernel keeps
  *                   reporting on every KVM_RUN, without entering the
  *                   guest: the "convert to shared, fault again" loop of
- *                   upstream QEMU (QEMU-FACTS.md, outcome 2).  After
+ *                   upstream QEMU 10.2.2, which answers a shared
+ *                   KVM_EXIT_MEMORY_FAULT on RAM that is not in a
+ *                   guest_memfd with kvm_convert_memory() and KVM_RUN
+ *                   again.  After
  *                   REPEAT_LIMIT repeats the layer gives up and passes
  *                   through, so a QEMU that loops shows up as a test
  *                   failure, not as a hang.
@@ -35,7 +39,7 @@
  * QKM_KVM_MODEL=sw-protected-vm adds a model of KVM_X86_SW_PROTECTED_VM
  * (Linux 6.18: virt/kvm/kvm_main.c, virt/kvm/guest_memfd.c,
  * arch/x86/kvm/x86.c, arch/x86/kvm/mmu/mmu.c) on top of a default VM,
- * for a kernel that lacks it (../shared/KERNEL-API.md sections 3 and 6);
+ * for a kernel that lacks it (docs/devel/kvm-kernel-contract.rst section 3);
  * it turns itself off when the real KVM has the VM type:
  *
  *   - KVM_CAP_VM_TYPES on /dev/kvm has BIT(KVM_X86_SW_PROTECTED_VM);

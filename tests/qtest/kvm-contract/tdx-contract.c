@@ -7,8 +7,8 @@
  *
  * Lets the real qemu-system-x86_64 launch a TD up to KVM_TDX_FINALIZE_VM
  * on a KVM without TDX: the TDX-only parts of the KVM ABI are answered as
- * the kernel contract documents them (../shared/KERNEL-API.md sections
- * 1-2, ../shared/TDX-CONTRACT.md; Linux 6.19 arch/x86/kvm/vmx/tdx.c), on
+ * the kernel contract documents them (docs/devel/kvm-kernel-contract.rst
+ * sections 1, 2, 6 and 7; Linux 6.19 arch/x86/kvm/vmx/tdx.c), on
  * top of a default VM; everything else goes to the real KVM.  It is never
  * used on a host with KVM_X86_TDX_VM: it then turns itself off.
  *
@@ -48,7 +48,7 @@
  *     normally.
  *
  * QKM_TDX_IN_PLACE=1 models a kernel with in-place guest_memfd conversion
- * (KERNEL-API.md section 2; not released): KVM_CAP_GUEST_MEMFD_MEMORY_
+ * (docs/devel/kvm-kernel-contract.rst section 2; not released): KVM_CAP_GUEST_MEMFD_MEMORY_
  * ATTRIBUTES is PRIVATE, KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd
  * records private offsets (flags 0, known attributes, aligned non-empty
  * range, else EINVAL), and INIT_MEM_REGION with source_addr 0 takes each
