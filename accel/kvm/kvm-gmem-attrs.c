@@ -7,9 +7,9 @@
  *
  * No QEMU state here: the caller passes the ioctl (kvm_gmem_attrs_ioctl()
  * or a stand-in), so that unit tests can drive the retry rules with a
- * model of the kernel contract
- * (docs/devel/kvm-kernel-contract.rst section 2: -EAGAIN with error_offset when a
- * page has unexpected references).
+ * model of the kernel contract (docs/devel/kvm-kernel-contract.rst
+ * section 2: -EAGAIN with error_offset when a page has unexpected
+ * references).
  */
 
 #include "qemu/osdep.h"

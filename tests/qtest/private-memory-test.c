@@ -14,9 +14,10 @@
  *   on the real KVM where KVM_CAP_VM_TYPES has KVM_X86_SW_PROTECTED_VM,
  *   and otherwise against the kernel-contract layer's model of that VM
  *   type (tests/qtest/kvm-contract, documented contract:
- *   docs/devel/kvm-kernel-contract.rst sections 3-4 and the kernel sources cited
- *   there); the test log says which.  The fault-injection cases always use
- *   the layer: no real kernel fails a guest_memfd page on demand.
+ *   docs/devel/kvm-kernel-contract.rst sections 3-4 and the kernel
+ *   sources cited there); the test log says which.  The
+ *   fault-injection cases always use the layer: no real kernel fails a
+ *   guest_memfd page on demand.
  */
 
 #include "qemu/osdep.h"

@@ -8,17 +8,28 @@
  * Contract test.  Without TDX hardware, the real qemu-system-x86_64
  * launches a TD (-machine q35,confidential-guest-support=tdx0 -object
  * tdx-guest -cpu host) against tests/qtest/kvm-contract/tdx-contract.c,
- * an LD_PRELOAD model of the TDX kernel contract (docs/devel/kvm-kernel-contract.rst
- * sections 1, 2, 6 and 7) over the real KVM, up to
- * KVM_TDX_FINALIZE_VM; the layer then stops the TD at its first KVM_RUN
- * and QEMU exits.  The TDVF image is Debian's real OVMF.fd (package
- * ovmf) or one the test generates.  The layer logs every TDX command;
- * the test checks the exact sequence, flags, regions and the data
- * added, the resume after -EINTR, the -EBUSY retry, the bounded
- * no-progress error, the message for each injected failure, malformed
- * TDVF metadata, and that QEMU never hangs (every run is under a
- * timeout).  KVM_TDX_GET_CPUID answering -E2BIG with the needed nent
- * (the contract) crashes QEMU 10.2.2 (a use after free).
+ * an LD_PRELOAD model of the TDX kernel contract
+ * (docs/devel/kvm-kernel-contract.rst sections 1, 2, 6 and 7) over the
+ * real KVM, up to KVM_TDX_FINALIZE_VM; the layer then stops the TD at its
+ * first KVM_RUN and QEMU exits.  The TDVF image is OVMF.fd where QEMU's
+ * firmware search path has it (Debian's package ovmf; the case skips,
+ * naming the directories searched, without it) or one the test
+ * generates.  The layer logs every TDX command; the test checks the exact
+ * sequence, flags, regions and the data added, the resume after -EINTR,
+ * the -EBUSY retry, the bounded no-progress error, the message for each
+ * injected failure, malformed TDVF metadata, and that QEMU never hangs.
+ * KVM_TDX_GET_CPUID answering -E2BIG with the needed nent (the contract)
+ * crashes QEMU 10.2.2 (a use after free).
+ *
+ * Why the launches do not go through libqtest: the population happens at
+ * machine-init-done, before QEMU serves QMP, and most cases are about
+ * how that fails: QEMU must exit with a message and a status, which
+ * qtest_init() cannot survive (it asserts that QEMU connects).  So each
+ * launch is a plain process with the layer preloaded, run under
+ * timeout(1) so that a QEMU that would hang (QEMU 10.2.2 retries a
+ * no-progress -EAGAIN forever) ends the case instead of the test run.
+ * The cases that need a running QEMU (real-tdx, the property) use
+ * libqtest.
  *
  * On a host whose KVM has KVM_X86_TDX_VM the layer is not used: the
  * real-tdx case launches on the real kernel; elsewhere it skips.
@@ -31,10 +42,10 @@
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 
-#define OVMF_FD         "/usr/share/ovmf/OVMF.fd"
+#define OVMF_NAME       "OVMF.fd"   /* Debian's ovmf: a TDVF with metadata */
 #define RUN_TIMEOUT     "30"
 
-/* TDVF metadata (hw/i386/tdvf.c, docs/devel/kvm-kernel-contract.rst section 7) */
+/* TDVF metadata: hw/i386/tdvf.c, docs/devel/kvm-kernel-contract.rst s. 7 */
 #define TDVF_SIGNATURE  0x46564454
 #define SEC_BFV         0
 #define SEC_CFV         1
@@ -93,6 +104,37 @@ static bool contract_usable(void)
         return false;
     }
     return true;
+}
+
+/*
+ * OVMF.fd where QEMU would find it for "-bios OVMF.fd": the first of its
+ * firmware search directories ("-L help") that has it.  NULL, with
+ * *@why saying where it looked, when none has.
+ */
+static char *find_ovmf(char **why)
+{
+    g_autofree char *cmd = g_strdup_printf("%s -L help",
+                                           qtest_qemu_binary(NULL));
+    g_autofree char *out = NULL;
+    g_auto(GStrv) dirs = NULL;
+    int status;
+
+    g_assert_true(g_spawn_command_line_sync(cmd, &out, NULL, &status, NULL));
+    dirs = g_strsplit(g_strstrip(out), "\n", -1);
+    for (char **d = dirs; *d; d++) {
+        char *path = g_build_filename(*d, OVMF_NAME, NULL);
+
+        if (!access(path, R_OK)) {
+            return path;
+        }
+        g_free(path);
+    }
+    g_autofree char *searched = g_strjoinv(", ", dirs);
+
+    *why = g_strdup_printf(OVMF_NAME " is not in QEMU's firmware search "
+                           "path (%s; Debian package ovmf puts it there)",
+                           searched);
+    return NULL;
 }
 
 /*
@@ -399,14 +441,18 @@ static void check_launch(const char *image)
 
 static void test_launch_ovmf(void)
 {
+    g_autofree char *why = NULL;
+    g_autofree char *ovmf = NULL;
+
     if (!contract_usable()) {
         return;
     }
-    if (access(OVMF_FD, R_OK)) {
-        g_test_skip(OVMF_FD " is missing (Debian package ovmf)");
+    ovmf = find_ovmf(&why);
+    if (!ovmf) {
+        g_test_skip(why);
         return;
     }
-    check_launch(OVMF_FD);
+    check_launch(ovmf);
 }
 
 static void test_launch_synthetic(void)
@@ -733,6 +779,8 @@ static void test_in_place_launch(void)
 /* A host with TDX: launch on the real kernel, stopped before it runs. */
 static void test_real_tdx(void)
 {
+    g_autofree char *why = NULL;
+    g_autofree char *ovmf = NULL;
     QTestState *qts;
     QDict *rsp;
 
@@ -741,14 +789,15 @@ static void test_real_tdx(void)
                     "stand in for it");
         return;
     }
-    if (access(OVMF_FD, R_OK)) {
-        g_test_skip(OVMF_FD " is missing (Debian package ovmf)");
+    ovmf = find_ovmf(&why);
+    if (!ovmf) {
+        g_test_skip(why);
         return;
     }
     g_test_message("running on the real KVM_X86_TDX_VM");
     qts = qtest_initf("-accel kvm -machine q35,confidential-guest-support="
                       "tdx0 -object tdx-guest,id=tdx0 -cpu host -m 1G -S "
-                      "-bios " OVMF_FD " -nodefaults -display none");
+                      "-bios %s -nodefaults -display none", ovmf);
     /* machine-init-done has run: the TD is populated and finalized */
     rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
     g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "return"), "status"),

@@ -48,12 +48,13 @@
  *     normally.
  *
  * QKM_TDX_IN_PLACE=1 models a kernel with in-place guest_memfd conversion
- * (docs/devel/kvm-kernel-contract.rst section 2; not released): KVM_CAP_GUEST_MEMFD_MEMORY_
- * ATTRIBUTES is PRIVATE, KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd
- * records private offsets (flags 0, known attributes, aligned non-empty
- * range, else EINVAL), and INIT_MEM_REGION with source_addr 0 takes each
- * page from the guest_memfd itself, which must then be private there
- * (source_addr is not advanced).  The capability number is the test
+ * (docs/devel/kvm-kernel-contract.rst section 2; not released):
+ * KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES is PRIVATE,
+ * KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd records private offsets
+ * (flags 0, known attributes, aligned non-empty range, else EINVAL), and
+ * INIT_MEM_REGION with source_addr 0 takes each page from the guest_memfd
+ * itself, which must then be private there (source_addr is not
+ * advanced).  The capability number is the test
  * stand-in of tests/unit/gmem-inplace-uapi.h, which this layer is built
  * with; only a QEMU built with the same header asks for it.
  *
