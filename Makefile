@@ -23,7 +23,7 @@ BUILD_DIR ?= $(if $(QKM_BUILD_DIR),$(QKM_BUILD_DIR),$(CURDIR)/build)
 EDIT_DIR ?= $(BUILD_DIR)/edit
 SERIES_DIR ?= $(BUILD_DIR)/series
 
-.PHONY: all demo check check-pristine check-asan bench fuzz pristine series edit save deps clean
+.PHONY: all demo check check-pristine check-asan check-bisect bench fuzz pristine series edit save deps clean
 
 all: demo
 
@@ -41,6 +41,9 @@ check-pristine:
 
 check-asan:
 	scripts/check-asan.sh
+
+check-bisect:
+	scripts/check-bisect.sh
 
 bench:
 	bench/run.sh

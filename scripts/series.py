@@ -5,17 +5,21 @@
 The repository holds two kinds of change to upstream QEMU 10.2.2:
 
 * overlay files: new files we wrote, at their QEMU paths (accel/, target/,
-  tests/qtest/, tests/unit/, docs/, ...), listed in patches/overlay-files
-  together with the patch that first uses each of them;
-* patches/*.patch, listed in patches/series: git-format patches that change
-  existing upstream files only.
+  tests/qtest/, tests/unit/, docs/, ...), in their final state, listed in
+  patches/overlay-files together with the patch that adds each of them;
+* patches/*.patch, listed in patches/series: git-format patches with each
+  patch's changes to upstream files and to overlay files that an earlier
+  patch adds.  A patch adds its own overlay files as they are at that
+  point: their final state with the later patches' changes undone.
 
 Sub-commands (all take --patches, --overlay and --upstream-repo):
 
-  prepare DEST        unpack pristine, copy the overlay, git am the series
+  prepare DEST        pristine + the series, a commit per patch, as exported
   prepare-pristine DEST  pristine plus the build-only first patch
   edit DEST           a git work tree whose commits are the full series:
-                      each patch together with the overlay files it owns
+                      each patch together with the overlay files it adds
+                      (later commits may change any file, overlay files
+                      included)
   save SRC            write an edited work tree back to patches/ and the
                       overlay (byte-identical when nothing was edited)
   export DEST         a mailable series with cover letter and diffstat
@@ -217,23 +221,71 @@ class Series:
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             shutil.copy2(src, dst)
 
-    def prepare(self, dest):
-        """Pristine + overlay (one commit) + the series, patch by patch."""
-        self.check_overlay()
+    def patch_paths(self, name):
+        """The files a stored patch changes (its 'diff --git' lines)."""
+        paths = set()
+        with open(os.path.join(self.patches_dir, name), encoding="utf-8",
+                  errors="surrogateescape") as f:
+            for line in f:
+                m = re.match(r"diff --git a/(\S+) b/(\S+)$", line.rstrip("\n"))
+                if m:
+                    paths.add(m.group(2))
+        return paths
+
+    def write_overlay_at(self, dest, path, index, names, touches):
+        """
+        Write overlay file @path into @dest as it is right after patch
+        names[index]: the repository holds its final state, and every
+        later patch that changes it stores that change as a diff, so undo
+        those, last first.
+        """
+        self.copy_overlay(dest, [path])
+        later = [n for n in names[index + 1:] if path in touches[n]]
+        if not later:
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            dst = os.path.join(tmp, path)
+            os.makedirs(os.path.dirname(dst))
+            shutil.copy2(os.path.join(self.overlay_dir, path), dst)
+            for n in reversed(later):
+                r = subprocess.run(["git", "apply", "-R", "--include=" + path,
+                                    os.path.join(self.patches_dir, n)],
+                                   cwd=tmp, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+                if r.returncode != 0:
+                    raise SeriesError(
+                        "cannot undo the change of patches/%s to %s, to get "
+                        "the file as patches/%s adds it: %s" %
+                        (n, path, names[index], r.stderr.strip()))
+            shutil.copy2(dst, os.path.join(dest, path))
+
+    def build_commits(self, dest):
+        """
+        Pristine + one commit per patch: the stored patch (its changes to
+        upstream files and to overlay files an earlier patch added), then
+        the overlay files it adds, as they are at that point.
+        """
         names = self.patch_names()
-        self.new_tree(dest)
-        paths = [p for p, _ in self.overlay_map()]
-        if paths:
-            self.copy_overlay(dest, paths)
-            git(dest, "add", "--", *paths)
-            git(dest, "commit", "-q", "-m",
-                "overlay: add the project's new files\n\n"
-                "Copied from the overlay of the repository; the export "
-                "adds each\nfile in the patch that first uses it.",
-                env=AUTHOR_ENV)
-        for name in names:
+        owned = {}
+        for path, patch in self.overlay_map():
+            owned.setdefault(patch, []).append(path)
+        touches = {n: self.patch_paths(n) for n in names}
+        for i, name in enumerate(names):
             self.am(dest, os.path.join(self.patches_dir, name),
                     "patches/" + name)
+            paths = owned.get(name, [])
+            if paths:
+                for path in paths:
+                    self.write_overlay_at(dest, path, i, names, touches)
+                git(dest, "add", "--", *paths)
+                git(dest, "commit", "-q", "--amend", "--no-edit",
+                    "--no-verify")
+
+    def prepare(self, dest):
+        """Pristine + the series, a commit per patch, as exported."""
+        self.check_overlay()
+        self.new_tree(dest)
+        self.build_commits(dest)
 
     def prepare_pristine(self, dest):
         """Pristine plus only the build adjustments of the first patch."""
@@ -251,27 +303,15 @@ class Series:
         return hashes
 
     def edit(self, dest):
-        """Each commit = one patch plus the overlay files it owns."""
+        """Each commit = one patch plus the overlay files it adds."""
         self.check_overlay()
-        names = self.patch_names()
-        owned = {}
-        for path, patch in self.overlay_map():
-            owned.setdefault(patch, []).append(path)
         self.new_tree(dest)
         # What the overlay looked like, so that save can tell edits made
         # in the repository meanwhile (which it would otherwise clobber).
         with open(os.path.join(dest, ".git", "qkm-overlay-base.json"),
                   "w", encoding="utf-8") as f:
             json.dump(self.overlay_hashes(), f, sort_keys=True, indent=0)
-        for name in names:
-            self.am(dest, os.path.join(self.patches_dir, name),
-                    "patches/" + name)
-            paths = owned.get(name, [])
-            if paths:
-                self.copy_overlay(dest, paths)
-                git(dest, "add", "--", *paths)
-                git(dest, "commit", "-q", "--amend", "--no-edit",
-                    "--no-verify")
+        self.build_commits(dest)
 
     def save(self, src):
         """Split an edit tree back into patches/ and the overlay."""
@@ -305,27 +345,41 @@ class Series:
         with tempfile.TemporaryDirectory() as tmp:
             new_names = []
             owners = []
+            added = set()
             for i, c in enumerate(commits, 1):
                 changed = git(src, "diff-tree", "--no-commit-id", "-r",
                               "--name-status", "--no-renames", c + "^", c
                               ).stdout.splitlines()
-                up_paths = []
+                subject = git(src, "log", "-1", "--format=%s", c
+                              ).stdout.strip()
+                stored = []
                 for line in changed:
                     status, path = line.split("\t", 1)
                     if path in upstream:
-                        up_paths.append(path)
+                        stored.append(path)
                     elif status == "A":
+                        # Stored whole, as the overlay file; its owner
+                        # adds it in the export.
                         owners.append((path, None, i))
-                subject = git(src, "log", "-1", "--format=%s", c
-                              ).stdout.strip()
-                if not up_paths:
+                        added.add(path)
+                    elif status == "D":
+                        raise SeriesError(
+                            "commit %d (%s) deletes %s, which an earlier "
+                            "commit adds: drop it from that commit "
+                            "instead" % (i, subject, path))
+                    else:
+                        # A change to a file an earlier commit added:
+                        # stored in this patch, as a diff.
+                        stored.append(path)
+                if not stored:
                     raise SeriesError(
-                        "commit %d (%s) changes no upstream file: fold the "
-                        "new files it adds into the patch that first uses "
-                        "them" % (i, subject))
+                        "commit %d (%s) changes no upstream file and no "
+                        "file an earlier commit added: fold the new files "
+                        "it adds into the patch that first uses them" %
+                        (i, subject))
                 out = git(src, "format-patch", "-1", c, "-o", tmp,
                           "--start-number", str(i), *STORE_OPTS,
-                          "--", *up_paths).stdout.strip()
+                          "--", *stored).stdout.strip()
                 new_names.append(os.path.basename(out))
             # Overlay files are taken whole from the final tree.
             final = set(git(src, "ls-tree", "-r", "--name-only", "HEAD"

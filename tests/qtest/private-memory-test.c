@@ -1004,7 +1004,8 @@ static void test_swp_firmware_seabios(void)
         fd = g_file_open_tmp("qtest-seabios-XXXXXX.log", &log, &err);
         g_assert_no_error(err);
         close(fd);
-        args = g_strdup_printf("-machine %s -bios bios.bin "
+        /* bios-256k.bin: the default firmware of both machines */
+        args = g_strdup_printf("-machine %s -bios bios-256k.bin "
                                "-chardev file,id=seabios,path=%s "
                                "-device isa-debugcon,iobase=0x402,"
                                "chardev=seabios", firmware_machines[i], log);

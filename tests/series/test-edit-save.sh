@@ -4,8 +4,9 @@
 # Tests of the editing workflow (scripts/series.py edit/save) on a copy of
 # patches/ and the overlay: an edit in the work tree reaches patches/ and
 # the overlay; save refuses to overwrite an overlay file that was changed
-# in the repository after 'edit'; a commit that changes no upstream file
-# is refused; 'make series' exports the series.  TAP output.
+# in the repository after 'edit'; a later commit may change an overlay
+# file an earlier patch adds; a commit that changes no upstream file and no
+# earlier file is refused; 'make series' exports the series.  TAP output.
 
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -80,7 +81,31 @@ else
     not_ok "an upstream-file edit in the work tree reaches its patch" "$out"
 fi
 
-# 4. A commit that only adds a new file is refused.
+# 4. A later commit may change an overlay file that an earlier patch adds:
+# the change is stored in the later patch as a diff, the repository has the
+# final file, the earlier patch still adds the file as it was, and the
+# series prepares to the work tree.
+before=$(g show "HEAD:$overlay_file" | sha256sum)
+echo "/* changed by a later patch */" >> "$tmp/tree/$overlay_file"
+g add -A && g commit -q -m "tests: a later change to an overlay file
+
+Why: to see it stored as a diff.
+
+Signed-off-by: Test <test@example.com>"
+out=$(series save "$tmp/tree" 2>&1)
+last=$(series_patches "$tmp/repo/patches" | tail -1)
+series prepare "$tmp/prepared" >/dev/null 2>&1
+added_by=$(git -C "$tmp/prepared" log --format=%H --diff-filter=A -- "$overlay_file")
+if grep -q "^diff --git a/$overlay_file b/$overlay_file" "$tmp/repo/patches/$last" &&
+   tail -1 "$tmp/repo/overlay/$overlay_file" | grep -q "changed by a later patch" &&
+   [ "$(git -C "$tmp/prepared" show "$added_by:$overlay_file" | sha256sum)" = "$before" ] &&
+   [ "$(git -C "$tmp/prepared" rev-parse 'HEAD^{tree}')" = "$(g rev-parse 'HEAD^{tree}')" ]; then
+    ok "a later patch changes an overlay file an earlier one adds"
+else
+    not_ok "a later patch changes an overlay file an earlier one adds" "$out"
+fi
+
+# 5. A commit that only adds a new file is refused.
 mkdir -p "$tmp/tree/tests/qtest"
 echo "/* new */" > "$tmp/tree/tests/qtest/lonely.c"
 g add -A && g commit -q -m "tests/qtest: add a lonely file"
@@ -91,7 +116,7 @@ else
     not_ok "a commit that changes no upstream file is refused" "$out"
 fi
 
-# 5. make series (the Makefile glue): cover letter plus one file a patch.
+# 6. make series (the Makefile glue): cover letter plus one file a patch.
 # git format-patch pads the cover letter's number: [PATCH 00/13].
 out=$(make -s -C "$TOP" series SERIES_DIR="$tmp/series" 2>&1)
 want=$(( $(series_patches "$TOP/patches" | wc -l) + 1 ))
