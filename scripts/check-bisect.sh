@@ -26,6 +26,10 @@ UNIT_TESTS=(
     tests/unit/test-tdx-populate
     tests/qtest/kvm-contract/kvm-contract-test
 )
+TEST_LIBS=(
+    tests/qtest/kvm-contract/libkvm-contract.so
+    tests/qtest/kvm-contract/libtdx-contract.so
+)
 
 note "preparing the series commit by commit in $src"
 rm -rf "$src"
@@ -67,6 +71,13 @@ for ((k = from - 1; k < ${#commits[@]}; k++)); do
     ran=()
     if [ $ok -eq 1 ]; then
         ninja -C "$bld" qemu-system-x86_64 >>"$log" 2>&1 || ok=0
+    fi
+    if [ $ok -eq 1 ]; then
+        # The kernel-contract layers the tests preload, where they exist.
+        for l in "${TEST_LIBS[@]}"; do
+            ninja -C "$bld" -t query "$l" >/dev/null 2>&1 || continue
+            ninja -C "$bld" "$l" >>"$log" 2>&1 || ok=0
+        done
     fi
     if [ $ok -eq 1 ]; then
         for t in "${UNIT_TESTS[@]}"; do
