@@ -87,17 +87,7 @@ if [ "$variant" != pristine ]; then
 fi
 
 # --- configure -----------------------------------------------------------
-config_args=(
-    --target-list=x86_64-softmmu
-    --without-default-features
-    --enable-kvm --enable-tcg
-    --disable-docs
-    --disable-install-blobs
-    --disable-download
-    --python="$PYTHON"
-    # Debian's firmware packages: seabios, ipxe-qemu, qemu-system-data.
-    --firmwarepath=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu
-)
+config_args=("${QEMU_CONFIG_ARGS[@]}")
 [ "$variant" != pristine ] && config_args+=(--enable-werror)
 [ "$variant" = asan ] && config_args+=(--enable-asan)
 [ "$variant" = inplace ] &&

@@ -38,17 +38,8 @@ rm -rf "$src"
 mapfile -t commits < <(git -C "$src" rev-list --reverse upstream..HEAD)
 from=${QKM_BISECT_FROM:-1}
 
-config_args=(
-    --target-list=x86_64-softmmu
-    --without-default-features
-    --enable-kvm --enable-tcg
-    --disable-docs
-    --disable-install-blobs
-    --disable-download
-    --enable-werror
-    --python="$PYTHON"
-    --firmwarepath=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu
-)
+# The patched build's options (scripts/build.sh).
+config_args=("${QEMU_CONFIG_ARGS[@]}" --enable-werror ${QKM_CONFIGURE_ARGS:-})
 
 echo "1..$(( ${#commits[@]} - from + 1 ))"
 n=0

@@ -41,6 +41,20 @@ overlay_paths() {
     sed -e 's/#.*//' "$1/overlay-files" | awk 'NF { print $1 }'
 }
 
+# configure options of every build of the series (scripts/build.sh, whose
+# variants add to them, and scripts/check-bisect.sh).
+QEMU_CONFIG_ARGS=(
+    --target-list=x86_64-softmmu
+    --without-default-features
+    --enable-kvm --enable-tcg
+    --disable-docs
+    --disable-install-blobs
+    --disable-download
+    --python="$PYTHON"
+    # Debian's firmware packages: seabios, ipxe-qemu, qemu-system-data.
+    --firmwarepath=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu
+)
+
 sha256_of() {
     sha256sum "$1" | cut -d' ' -f1
 }
