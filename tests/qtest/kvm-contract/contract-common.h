@@ -1,5 +1,5 @@
 /*
- * Pieces both kernel-contract layers need (kvm-contract.c, tdx-contract.c)
+ * Helpers for the kernel-contract layers (LD_PRELOAD libraries for tests)
  *
  * Copyright (c) 2026 The qemu-kvm-memfault authors
  *
