@@ -263,8 +263,9 @@ static inline bool guest_memory_check_gpa_range(hwaddr gpa, hwaddr len,
      guest_memory_ram_lost_slow(rb, offset, len))
 
 /*
- * At machine-init-done: warn about file-backed shared RAM on a
- * filesystem with less free space than it needs.
+ * At machine-init-done: watch the backing files of the RAM blocks made
+ * so far, and warn about file-backed shared RAM on a filesystem with
+ * less free space than it needs.
  */
 void guest_memory_fault_machine_ready(void);
 
