@@ -22,13 +22,19 @@ Sub-commands (all take --patches, --overlay and --upstream-repo):
                       included)
   save SRC            write an edited work tree back to patches/ and the
                       overlay (byte-identical when nothing was edited)
-  export DEST         a mailable series with cover letter and diffstat
-  check-format        subject, body and Signed-off-by of every patch
+  export DEST         a mailable series with cover letter and diffstat;
+                      --topic NAME: only that topic (patches/topics)
+  topics              each topic: name, the topic it is based on, its
+                      first and last patch number, title
+  check-format        subject, body and Signed-off-by of every patch, and
+                      that patches/topics cuts the series into topics
   check-overlay       overlay files and patches/overlay-files agree
   tree-id DIR         print the git tree id of DIR's HEAD
 """
 
 import argparse
+import email
+import email.policy
 import hashlib
 import json
 import os
@@ -37,6 +43,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 
 # The directories whose files are QEMU overlay files rather than project
 # infrastructure.
@@ -62,6 +69,8 @@ AUTHOR_ENV = {
 # Options for the patches stored in patches/: stable bytes across runs.
 STORE_OPTS = ["--zero-commit", "--no-signature", "--no-numbered",
               "--abbrev=12", "--no-renames", "--stat=80", "--encoding=UTF-8"]
+
+UPSTREAM_VERSION = os.environ.get("UPSTREAM_VERSION", "10.2.2")
 
 SUBJECT_RE = re.compile(r"^[A-Za-z0-9_./,{}*+-]+(?: [A-Za-z0-9_./,{}*+-]+)*: \S")
 
@@ -179,6 +188,91 @@ class Series:
         if problems:
             raise SeriesError("patch format check failed:\n  " +
                               "\n  ".join(problems))
+        self.topics()
+
+    def patch_subject(self, name):
+        with open(os.path.join(self.patches_dir, name), "rb") as f:
+            msg = email.message_from_binary_file(f,
+                                                 policy=email.policy.default)
+        subject = str(msg["Subject"] or "")
+        return re.sub(r"^\[PATCH[^]]*\] *", "", subject).strip()
+
+    def topics(self):
+        """The topics of patches/topics, each a run of patches.
+
+        Returns [{name, based_on, title, first, last}] in series order;
+        first and last are 1-based patch numbers.  Without the file the
+        whole series is one topic, "all".
+        """
+        names = self.patch_names()
+        path = os.path.join(self.patches_dir, "topics")
+        if not os.path.exists(path):
+            return [{"name": "all", "based_on": None, "title": "",
+                     "first": 1, "last": len(names)}]
+        subjects = [self.patch_subject(n) for n in names]
+        topics = []
+        cur = None
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                line = line.rstrip("\n")
+                if not line.strip() or line.lstrip().startswith("#"):
+                    continue
+                where = "patches/topics:%d" % lineno
+                m = re.match(r"^topic ([a-z][a-z0-9-]*)$", line)
+                if m:
+                    cur = {"name": m.group(1), "based_on": None,
+                           "title": None, "first": None}
+                    topics.append(cur)
+                    continue
+                m = re.match(r"^  (based-on|title|first): (.+)$", line)
+                if not m or cur is None:
+                    raise SeriesError("%s: expected 'topic NAME' or an "
+                                      "indented 'based-on:', 'title:' or "
+                                      "'first:' line, got %r" % (where, line))
+                key, value = m.group(1), m.group(2).strip()
+                if key == "based-on":
+                    cur["based_on"] = None if value == "-" else value
+                elif key == "title":
+                    cur["title"] = value
+                else:
+                    if value not in subjects:
+                        raise SeriesError(
+                            "%s: topic %s starts with %r, which is the "
+                            "subject of no patch in patches/series" %
+                            (where, cur["name"], value))
+                    cur["first"] = subjects.index(value) + 1
+        seen = set()
+        for i, t in enumerate(topics):
+            if t["first"] is None or t["title"] is None:
+                raise SeriesError("patches/topics: topic %s needs a "
+                                  "'first:' and a 'title:' line" % t["name"])
+            if t["name"] in seen:
+                raise SeriesError("patches/topics: topic %s is defined "
+                                  "twice" % t["name"])
+            if t["based_on"] is not None and t["based_on"] not in seen:
+                raise SeriesError("patches/topics: topic %s is based on %s, "
+                                  "which is not a topic before it" %
+                                  (t["name"], t["based_on"]))
+            seen.add(t["name"])
+            if i == 0 and t["first"] != 1:
+                raise SeriesError("patches/topics: the first topic (%s) must "
+                                  "start with the first patch, %r" %
+                                  (t["name"], subjects[0]))
+            if i > 0 and t["first"] <= topics[i - 1]["first"]:
+                raise SeriesError("patches/topics: topic %s starts before "
+                                  "the topic listed above it" % t["name"])
+        for i, t in enumerate(topics):
+            t["last"] = (topics[i + 1]["first"] - 1 if i + 1 < len(topics)
+                         else len(names))
+        return topics
+
+    def topic(self, name):
+        topics = self.topics()
+        for t in topics:
+            if t["name"] == name:
+                return t
+        raise SeriesError("no topic %r; the topics are: %s" %
+                          (name, ", ".join(t["name"] for t in topics)))
 
     # --- trees -----------------------------------------------------------
 
@@ -427,8 +521,13 @@ class Series:
                 json.dump(self.overlay_hashes(), f, sort_keys=True, indent=0)
         return new_names
 
-    def export(self, dest):
-        """A numbered, mailable series with a cover letter."""
+    def export(self, dest, topic=None):
+        """A numbered, mailable series with a cover letter.
+
+        With @topic, only that topic's patches, numbered from 1, and a
+        cover letter that names the topic it must be applied on.
+        """
+        t = self.topic(topic) if topic else None
         with tempfile.TemporaryDirectory() as tmp:
             tree = os.path.join(tmp, "tree")
             self.edit(tree)
@@ -442,17 +541,33 @@ class Series:
             if len(author) == 2:
                 env = {"GIT_COMMITTER_NAME": author[0],
                        "GIT_COMMITTER_EMAIL": author[1]}
-            git(tree, "format-patch", "upstream..HEAD", "-o", dest,
+            commits = git(tree, "rev-list", "--reverse", "upstream..HEAD"
+                          ).stdout.split()
+            if t:
+                rng = "%s^..%s" % (commits[t["first"] - 1],
+                                   commits[t["last"] - 1])
+            else:
+                rng = "upstream..HEAD"
+            git(tree, "format-patch", rng, "-o", dest,
                 "--cover-letter", "--numbered", "--zero-commit",
                 "--no-signature", "--abbrev=12", "--no-renames",
                 "--stat=80", env=env)
         cover = os.path.join(self.patches_dir, "cover-letter")
+        if t:
+            cover += "." + t["name"]
         subject, blurb = "QEMU/KVM guest-memory patch set", ""
         if os.path.exists(cover):
             with open(cover, encoding="utf-8") as f:
                 text = f.read().strip("\n")
-            subject, _, blurb = text.partition("\n")
-            blurb = blurb.strip("\n")
+            if t:
+                # A topic's subject is its title; the file is the blurb.
+                blurb = text
+            else:
+                subject, _, blurb = text.partition("\n")
+                blurb = blurb.strip("\n")
+        if t:
+            subject = t["title"]
+        blurb += "\n\n" + self.topic_note(t)
         cl = [n for n in os.listdir(dest) if n.startswith("0000-")][0]
         path = os.path.join(dest, cl)
         with open(path, encoding="utf-8") as f:
@@ -463,6 +578,33 @@ class Series:
             f.write(text)
         return sorted(os.listdir(dest))
 
+    def topic_note(self, t):
+        """The cover letter's paragraph on what the series applies to."""
+        topics = self.topics()
+        if t is None:
+            if len(topics) < 2:
+                text = "It applies to QEMU %s." % UPSTREAM_VERSION
+            else:
+                parts = ["%s (%s, patches %d-%d%s)" %
+                         (x["name"], x["title"], x["first"], x["last"],
+                          ", based on " + x["based_on"] if x["based_on"]
+                          else "") for x in topics]
+                text = ("It applies to QEMU %s.  It is also sent as topic "
+                        "series: %s." % (UPSTREAM_VERSION, "; ".join(parts)))
+        elif t["based_on"] is None:
+            text = "It applies to QEMU %s on its own." % UPSTREAM_VERSION
+        else:
+            chain = [t]
+            while chain[0]["based_on"]:
+                chain.insert(0, self.topic(chain[0]["based_on"]))
+            dep = chain[-2]
+            order = ", ".join('"%s"' % c["name"] for c in chain[:-1])
+            text = ("Based on the \"%s\" series (%s), which must be "
+                    "applied first: applied in order, the %s and \"%s\" "
+                    "series apply to QEMU %s." %
+                    (dep["name"], dep["title"], order, t["name"],
+                     UPSTREAM_VERSION))
+        return textwrap.fill(text, width=72, break_on_hyphens=False)
 
 def check_patch_format(path, name):
     """Subject 'subsystem: summary', a body, and Signed-off-by."""
@@ -539,9 +681,10 @@ def main():
     ap.add_argument("--upstream-repo",
                     default=os.environ.get("QKM_UPSTREAM_REPO"),
                     help="git repository whose tag 'upstream' is pristine")
+    ap.add_argument("--topic", help="export: only this topic")
     ap.add_argument("command")
     ap.add_argument("dir", nargs="?")
-    a = ap.parse_args()
+    a = ap.parse_intermixed_args()
     s = Series(a.patches, a.overlay, a.upstream_repo or "")
     needs_dir = ("prepare", "prepare-pristine", "edit", "save", "export",
                  "tree-id")
@@ -561,8 +704,12 @@ def main():
             for n in s.save(a.dir):
                 print("patches/" + n)
         elif a.command == "export":
-            for n in s.export(a.dir):
+            for n in s.export(a.dir, a.topic):
                 print(os.path.join(a.dir, n))
+        elif a.command == "topics":
+            for t in s.topics():
+                print("%s %s %d %d %s" % (t["name"], t["based_on"] or "-",
+                                          t["first"], t["last"], t["title"]))
         elif a.command == "check-format":
             s.check_format()
         elif a.command == "check-overlay":
