@@ -10,6 +10,8 @@
 #   make bench      benchmarks, patched versus pristine (printed, not asserted)
 #   make fuzz       the TDVF metadata parser under a fuzzer (QKM_FUZZ_SECONDS)
 #   make series     export the full series to build/series/
+#   make series TOPIC=fixes|faults|private|tdx  one topic series (see
+#                   patches/topics) to build/series-TOPIC/; TOPIC=all: each
 #   make edit       a git work tree with the series as commits (build/edit)
 #   make save       write build/edit back to patches/ and the overlay
 #   make deps       install what is missing (as root)
@@ -53,7 +55,8 @@ fuzz:
 
 series: deps
 	export QKM_UPSTREAM_REPO=$$(scripts/upstream-repo.sh) && \
-	    /usr/bin/python3 scripts/series.py export $(SERIES_DIR)
+	    /usr/bin/python3 scripts/series.py export \
+	        $(if $(TOPIC),--topic $(TOPIC) $(SERIES_DIR)-$(TOPIC),$(SERIES_DIR))
 
 edit: deps
 	@if [ -d $(EDIT_DIR) ]; then \

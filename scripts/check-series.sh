@@ -10,7 +10,10 @@
 #   4. scripts/checkpatch.pl --strict passes on every stored patch;
 #   5. the exported series (overlay files included) passes checkpatch,
 #      applies to pristine 10.2.2 and gives exactly the prepared tree;
-#   6. an edit/save round trip with no edits leaves patches/ and the
+#   6. each topic series (patches/topics) applies to pristine 10.2.2
+#      after the topics before it and gives the prepared tree at its last
+#      patch;
+#   7. an edit/save round trip with no edits leaves patches/ and the
 #      overlay byte-identical.
 #
 #   scripts/check-series.sh [--patches DIR] [--overlay DIR] [--fail-fast]
@@ -100,6 +103,64 @@ export_matches_prepared() {
     fi
 }
 
+topics_apply_in_order() {
+    # Each topic export, applied to pristine QEMU after the topics it is
+    # based on (recursively), applies; where those are all the patches
+    # before it, the result is the prepared tree at the topic's last patch.
+    series export --topic all "$tmp/topics" >/dev/null || return 1
+    local -A base_of first_of
+    local name base first last title chain t want got rc=0 covered p
+    while read -r name base first last title; do
+        base_of[$name]=$base
+        first_of[$name]=$first
+        chain=$name
+        t=$base
+        while [ "$t" != - ]; do
+            chain="$t $chain"
+            t=${base_of[$t]}
+        done
+        rm -rf "$tmp/bytopic"
+        git clone -q --shared --no-checkout "$QKM_UPSTREAM_REPO" \
+            "$tmp/bytopic" || return 1
+        git -C "$tmp/bytopic" sparse-checkout set --no-cone '/*' '!/roms/'
+        git -C "$tmp/bytopic" -c advice.detachedHead=false checkout -q upstream
+        covered=0
+        for t in $chain; do
+            (cd "$tmp/bytopic" &&
+                GIT_COMMITTER_NAME=check GIT_COMMITTER_EMAIL=check@localhost \
+                git am -q --keep-cr $(ls "$tmp/topics/$t"/0*.patch |
+                                      grep -v /0000-cover-letter.patch)) ||
+                { echo "topic $name: $t does not apply (chain: $chain)"
+                  return 1; }
+            p=$(ls "$tmp/topics/$t"/0*.patch | grep -vc /0000-cover-letter.patch)
+            [ "${first_of[$t]}" -eq $((covered + 1)) ] &&
+                covered=$((covered + p))
+        done
+        if [ "$base" != - ] &&
+           ! grep -q "^Based on the \"$base\" series" \
+               "$tmp/topics/$name/0000-cover-letter.patch"; then
+            echo "topic $name: its cover letter does not name $base"
+            rc=1
+        fi
+        if [ $covered -eq "$last" ]; then
+            want=$(git -C "$tmp/prepared" rev-parse \
+                   "$(git -C "$tmp/prepared" rev-list --reverse upstream..HEAD |
+                      sed -n "${last}p")^{tree}") || return 1
+            got=$(series tree-id "$tmp/bytopic") || return 1
+            if [ "$want" != "$got" ]; then
+                echo "topic $name (chain: $chain) gives tree $got, the" \
+                     "prepared tree at patch $last is $want"
+                rc=1
+                continue
+            fi
+            echo "topic $name, patches $first-$last (chain: $chain): applies, prepared tree at patch $last"
+        else
+            echo "topic $name, patches $first-$last (chain: $chain): applies"
+        fi
+    done < <(series topics)
+    return $rc
+}
+
 round_trip_is_identity() {
     # Copy patches/ and the overlay, edit, save, compare byte for byte.
     mkdir -p "$tmp/rt/overlay"
@@ -134,6 +195,8 @@ if [ -d "$tmp/prepared/.git" ] && [ -x "$tmp/prepared/scripts/checkpatch.pl" ]; 
         checkpatch_all "$tmp/prepared" "${stored[@]}"
     check "export applies to pristine $UPSTREAM_VERSION and equals the prepared tree" \
         export_matches_prepared
+    check "each topic export applies on the topics before it and gives the prepared tree at its end" \
+        topics_apply_in_order
     if [ -d "$tmp/export" ]; then
         check "checkpatch.pl --strict on the exported series" \
             checkpatch_all "$tmp/prepared" "$tmp"/export/0*.patch

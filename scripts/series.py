@@ -23,7 +23,8 @@ Sub-commands (all take --patches, --overlay and --upstream-repo):
   save SRC            write an edited work tree back to patches/ and the
                       overlay (byte-identical when nothing was edited)
   export DEST         a mailable series with cover letter and diffstat;
-                      --topic NAME: only that topic (patches/topics)
+                      --topic NAME: only that topic (patches/topics),
+                      --topic all: each topic into DEST/NAME
   topics              each topic: name, the topic it is based on, its
                       first and last patch number, title
   check-format        subject, body and Signed-off-by of every patch, and
@@ -525,33 +526,47 @@ class Series:
         """A numbered, mailable series with a cover letter.
 
         With @topic, only that topic's patches, numbered from 1, and a
-        cover letter that names the topic it must be applied on.
+        cover letter that names the topic it must be applied on.  With
+        @topic "all", every topic into a directory of its name in @dest.
         """
-        t = self.topic(topic) if topic else None
+        if topic == "all":
+            todo = [(os.path.join(dest, t["name"]), t)
+                    for t in self.topics()]
+        else:
+            todo = [(dest, self.topic(topic) if topic else None)]
         with tempfile.TemporaryDirectory() as tmp:
             tree = os.path.join(tmp, "tree")
             self.edit(tree)
             if os.path.exists(dest):
                 shutil.rmtree(dest)
-            os.makedirs(dest)
-            # The cover letter is from the series' author, not the script.
-            author = git(tree, "log", "-1", "--format=%an%n%ae", "HEAD"
-                         ).stdout.splitlines()
-            env = {}
-            if len(author) == 2:
-                env = {"GIT_COMMITTER_NAME": author[0],
-                       "GIT_COMMITTER_EMAIL": author[1]}
-            commits = git(tree, "rev-list", "--reverse", "upstream..HEAD"
-                          ).stdout.split()
-            if t:
-                rng = "%s^..%s" % (commits[t["first"] - 1],
-                                   commits[t["last"] - 1])
-            else:
-                rng = "upstream..HEAD"
-            git(tree, "format-patch", rng, "-o", dest,
-                "--cover-letter", "--numbered", "--zero-commit",
-                "--no-signature", "--abbrev=12", "--no-renames",
-                "--stat=80", env=env)
+            for d, t in todo:
+                self.export_from(tree, d, t)
+        if topic == "all":
+            return sorted(os.path.join(t["name"], n)
+                          for _, t in todo
+                          for n in os.listdir(os.path.join(dest, t["name"])))
+        return sorted(os.listdir(dest))
+
+    def export_from(self, tree, dest, t):
+        os.makedirs(dest)
+        # The cover letter is from the series' author, not the script.
+        author = git(tree, "log", "-1", "--format=%an%n%ae", "HEAD"
+                     ).stdout.splitlines()
+        env = {}
+        if len(author) == 2:
+            env = {"GIT_COMMITTER_NAME": author[0],
+                   "GIT_COMMITTER_EMAIL": author[1]}
+        commits = git(tree, "rev-list", "--reverse", "upstream..HEAD"
+                      ).stdout.split()
+        if t:
+            rng = "%s^..%s" % (commits[t["first"] - 1],
+                               commits[t["last"] - 1])
+        else:
+            rng = "upstream..HEAD"
+        git(tree, "format-patch", rng, "-o", dest,
+            "--cover-letter", "--numbered", "--zero-commit",
+            "--no-signature", "--abbrev=12", "--no-renames",
+            "--stat=80", env=env)
         cover = os.path.join(self.patches_dir, "cover-letter")
         if t:
             cover += "." + t["name"]
@@ -576,7 +591,6 @@ class Series:
         text = text.replace("*** BLURB HERE ***", blurb)
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
-        return sorted(os.listdir(dest))
 
     def topic_note(self, t):
         """The cover letter's paragraph on what the series applies to."""
