@@ -38,6 +38,7 @@ typedef struct VcpuFaultState {
     bool has_converted;
     uint64_t conv_gpa, conv_size, conv_flags;
     uint64_t conv_generation;       /* conversion_generation after it */
+    const char *conv_noop;          /* it was already so: why, if again */
 } VcpuFaultState;
 
 /* Conversions so far, by anybody (fault exits, hypercalls, reset). */
@@ -218,6 +219,7 @@ static void remember_conversion(VcpuFaultState *s, uint64_t gpa,
     s->conv_size = size;
     s->conv_flags = flags;
     s->conv_generation = qatomic_read(&conversion_generation);
+    s->conv_noop = NULL;
 }
 
 void kvm_memory_fault_conversion_done(void)
@@ -269,7 +271,8 @@ int kvm_memory_fault_exit(CPUState *cpu, struct kvm_run *run)
     if (flags & ~KVM_MEMORY_EXIT_FLAG_PRIVATE) {
         why = "KVM_EXIT_MEMORY_FAULT with flags QEMU does not know";
     } else if (repeat) {
-        why = "the same fault came back right after QEMU converted the "
+        why = s->conv_noop ? s->conv_noop :
+              "the same fault came back right after QEMU converted the "
               "range";
     } else if (!section.mr) {
         if (!to_private) {
@@ -295,8 +298,17 @@ int kvm_memory_fault_exit(CPUState *cpu, struct kvm_run *run)
               "converted between private and shared";
     } else if (!attribute_differs(section.mr->ram_block,
                                   section.offset_within_region, to_private)) {
-        why = to_private ? "the memory is already private" :
-                           "the memory is already shared";
+        /*
+         * Another vCPU may have converted the range after KVM produced
+         * this exit: enter the guest again.  The same fault straight
+         * back, with no conversion in between, is a real one.
+         */
+        memory_region_unref(section.mr);
+        remember_conversion(s, gpa, size, flags);
+        s->conv_noop = to_private ? "the memory is already private" :
+                                    "the memory is already shared";
+        trace_kvm_memory_fault_already(gpa, size, to_private);
+        return 0;
     }
     if (section.mr) {
         memory_region_unref(section.mr);

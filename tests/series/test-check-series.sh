@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
 # Tests of the series checker (scripts/check-series.sh): each case breaks
-# a copy of patches/ or of the overlay in one way and asserts that the
+# a copy of patches/ (its topics included) or of the overlay in one way
+# and asserts that the
 # checker fails, naming the problem.  The real series passing the same
 # checker is the test command's own series check.  TAP output.
 
@@ -101,6 +102,31 @@ expect_failure unowned-file "tests/qtest/guest/stray.c is an overlay file but no
 copy_repo missing-patch
 echo "0099-missing.patch" >> "$tmp/missing-patch/patches/series"
 expect_failure missing-patch "lists 0099-missing.patch, which does not exist"
+
+# 9. A topic that starts with a subject no patch has.
+copy_repo topic-unknown-first
+sed -i '0,/^  first: kvm: let ordinary RAM live in a shared guest_memfd$/s//  first: kvm: a patch that is not there/' \
+    "$tmp/topic-unknown-first/patches/topics"
+expect_failure topic-unknown-first "topic private starts with 'kvm: a patch that is not there', which is the subject of no patch"
+
+# 10. A topic based on a topic that is not before it.
+copy_repo topic-bad-base
+sed -i '0,/^  based-on: faults$/s//  based-on: tdx/' \
+    "$tmp/topic-bad-base/patches/topics"
+expect_failure topic-bad-base "topic private is based on tdx, which is not a topic before it"
+
+# 11. Topics out of series order.
+copy_repo topic-order
+python3 - "$tmp/topic-order/patches/topics" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+a = s.index("topic private")
+b = s.index("topic tdx")
+s = s[:a] + s[b:].rstrip("\n") + "\n\n" + s[a:b].rstrip("\n") + "\n"
+open(p, "w").write(s.replace("based-on: private", "based-on: faults", 1))
+PY
+expect_failure topic-order "topic private starts before the topic listed above it"
 
 echo "1..$n"
 echo "series checker tests: $((n - failed)) passed, $failed failed"

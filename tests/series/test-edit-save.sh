@@ -6,7 +6,8 @@
 # the overlay; save refuses to overwrite an overlay file that was changed
 # in the repository after 'edit'; a later commit may change an overlay
 # file an earlier patch adds; a commit that changes no upstream file and no
-# earlier file is refused; 'make series' exports the series.  TAP output.
+# earlier file is refused; 'make series' exports the series, and each
+# topic (TOPIC=).  TAP output.
 
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -126,6 +127,32 @@ if [ "$got" -eq "$want" ] &&
     ok "make series writes a cover letter and every patch"
 else
     not_ok "make series writes a cover letter and every patch ($got of $want)" "$out"
+fi
+
+# 7. make series TOPIC=...: one topic, numbered from 1, its cover letter
+# naming the topic it is based on; an unknown topic is an error that
+# lists the topics.
+while read -r name base first last title; do
+    rm -rf "$tmp/topic"
+    out=$(make -s -C "$TOP" series TOPIC="$name" SERIES_DIR="$tmp/topic/s" 2>&1)
+    d=$tmp/topic/s-$name
+    got=$(ls "$d" 2>/dev/null | grep -v '^0000-' | grep -c '\.patch$')
+    cl=$d/0000-cover-letter.patch
+    if [ "$got" -eq $((last - first + 1)) ] &&
+       grep -qF "$title" "$cl" 2>/dev/null &&
+       grep -q '^Subject: \[PATCH 0*1/' "$d"/0001-*.patch 2>/dev/null &&
+       { [ "$base" = - ] && grep -q "applies to QEMU .* on its own" "$cl" ||
+         grep -q "^Based on the \"$base\" series" "$cl"; }; then
+        ok "make series TOPIC=$name: patches $first-$last, based on $base"
+    else
+        not_ok "make series TOPIC=$name: patches $first-$last, based on $base ($got patches)" "$out"
+    fi
+done < <("$PYTHON" "$TOP/scripts/series.py" topics)
+out=$(make -s -C "$TOP" series TOPIC=nosuch SERIES_DIR="$tmp/topic/s" 2>&1)
+if [ $? -ne 0 ] && grep -q "no topic 'nosuch'; the topics are: fixes, faults" <<<"$out"; then
+    ok "make series TOPIC=nosuch fails, listing the topics"
+else
+    not_ok "make series TOPIC=nosuch fails, listing the topics" "$out"
 fi
 
 echo "1..$n"

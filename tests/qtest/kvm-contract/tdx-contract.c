@@ -67,7 +67,7 @@
  *   get-cpuid-nent=N the TD has N CPUID entries (KVM_TDX_GET_CPUID)
  * QKM_CONTRACT_LOG=<file> logs every TDX command and its result;
  * QKM_CONTRACT_TIMES=1 adds the monotonic start and end of each
- * INIT_MEM_REGION call (for bench/tdx_population.py).
+ * INIT_MEM_REGION call, for timing population.
  */
 
 #ifndef _GNU_SOURCE
