@@ -71,7 +71,10 @@
  *     gpa of the page, size 4096 }.  With QKM_KVM_CONTRACT
  *     memory-fault-private, the QKM_CONTRACT_GPA page is left unmapped
  *     while private as well: a guest_memfd page the kernel cannot get
- *     (kvm_gmem_get_pfn() failing), reported the same way.
+ *     (kvm_gmem_get_pfn() failing), reported the same way.  With
+ *     memory-fault-private-once that happens once: the page is then
+ *     mapped from the guest_memfd, a private fault for a page that is
+ *     private already (a vCPU whose exit raced another's conversion).
  *
  *   - KVM_HC_MAP_GPA_RANGE: this host's PVM KVM does not exit on VMCALL,
  *     so the layer marks CPUID 0x40000001 EDX bit 30 (a test-only bit,
@@ -147,6 +150,7 @@ enum Mode {
     MODE_SIGBUS,
     MODE_MEMORY_FAULT,
     MODE_MEMORY_FAULT_PRIVATE,
+    MODE_MEMORY_FAULT_PRIVATE_ONCE,
     MODE_MEMORY_FAULT_REPEAT,
     MODE_EMULATION_FAILURE_REPEAT,
 };
@@ -247,6 +251,8 @@ static void __attribute__((constructor)) contract_init(void)
         mode = MODE_MEMORY_FAULT;
     } else if (!strcmp(m, "memory-fault-private")) {
         mode = MODE_MEMORY_FAULT_PRIVATE;
+    } else if (!strcmp(m, "memory-fault-private-once")) {
+        mode = MODE_MEMORY_FAULT_PRIVATE_ONCE;
     } else if (!strcmp(m, "memory-fault-repeat")) {
         mode = MODE_MEMORY_FAULT_REPEAT;
     } else if (!strcmp(m, "emulation-failure-repeat")) {
@@ -343,6 +349,8 @@ static void set_emulation_failure(struct kvm_run *run)
     run->internal.ndata = 0;
 }
 
+static bool once_done;         /* memory-fault-private-once injected */
+
 static bool page_private(uint64_t gpa)
 {
     uint64_t pfn = gpa >> 12;
@@ -406,7 +414,9 @@ static int page_kind(QSlot *q, uint64_t gpa)
 {
     bool hole_when_private = gpa == trigger_page &&
                              (mode == MODE_MEMORY_FAULT ||
-                              mode == MODE_MEMORY_FAULT_PRIVATE);
+                              mode == MODE_MEMORY_FAULT_PRIVATE ||
+                              (mode == MODE_MEMORY_FAULT_PRIVATE_ONCE &&
+                               !once_done));
 
     if (!page_private(gpa)) {
         return 1;                               /* QEMU's shared memory */
@@ -803,6 +813,27 @@ static void model_hypercall_complete(Vcpu *v, int fd)
     }
 }
 
+/*
+ * memory-fault-private-once: the fault is given; from now on the page is
+ * the guest_memfd's, as if another vCPU's conversion had raced the exit.
+ */
+static void model_map_trigger_page(void)
+{
+    pthread_mutex_lock(&lock);
+    once_done = true;
+    for (int i = 0; i < MODEL_MAX_QSLOTS; i++) {
+        QSlot *q = &qslots[i];
+
+        if (q->used && trigger_page >= q->gpa &&
+            trigger_page - q->gpa < q->size && realize_qslot(q) < 0) {
+            fprintf(stderr, "kvm-contract: cannot map 0x%" PRIx64 "\n",
+                    trigger_page);
+            abort();
+        }
+    }
+    pthread_mutex_unlock(&lock);
+}
+
 static int rewrite_run(Vcpu *v, int fd, unsigned long req)
 {
     struct kvm_run *run = v->run;
@@ -887,6 +918,18 @@ static int rewrite_run(Vcpu *v, int fd, unsigned long req)
             real_ioctl(fd, KVM_GET_REGS, &v->restart_regs) == 0;
         set_memory_fault(run, mode == MODE_MEMORY_FAULT_PRIVATE ?
                               KVM_MEMORY_EXIT_FLAG_PRIVATE : 0);
+        errno = EFAULT;
+        return -1;
+    case MODE_MEMORY_FAULT_PRIVATE_ONCE:
+        if (once_done) {
+            return ret;
+        }
+        v->restart_pending =
+            real_ioctl(fd, KVM_GET_REGS, &v->restart_regs) == 0;
+        set_memory_fault(run, KVM_MEMORY_EXIT_FLAG_PRIVATE);
+        model_map_trigger_page();
+        model_note("memory-fault private gpa 0x%" PRIx64 " once, then mapped",
+                   trigger_page);
         errno = EFAULT;
         return -1;
     case MODE_MEMORY_FAULT_REPEAT:
