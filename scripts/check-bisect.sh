@@ -89,7 +89,9 @@ for ((k = from - 1; k < ${#commits[@]}; k++)); do
         echo "ok $n - $what"
     else
         echo "not ok $n - $what"
-        tail -n 30 "$log" | sed 's/^/# /'
+        # The last lines of the log, each cut short: ninja's FAILED line
+        # lists every output of a generator and can run to kilobytes.
+        tail -n 30 "$log" | cut -c1-300 | sed 's/^/# /'
         failed=$((failed + 1))
     fi
 done
