@@ -1021,7 +1021,7 @@ static void test_backing_watch_property(void)
     g_assert_true(g_spawn_command_line_sync(cmd, &out, &err, &status, NULL));
     g_assert_false(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     /* Its QAPI type has no such member: -object refuses it by name. */
-    g_assert_nonnull(strstr(err, "Parameter 'backing-watch' is unexpected"));
+    g_assert_nonnull(strstr(err, "Invalid parameter 'backing-watch'"));
 }
 
 /*

@@ -40,6 +40,7 @@
 
 #include "qemu/osdep.h"
 #include "qemu/bswap.h"
+#include "qemu/cutils.h"
 #include "libqtest.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
@@ -694,6 +695,21 @@ static int64_t migration_zero_pages(QTestState *qts)
 }
 
 #define POSTCOPY_KEEP       0x1000000   /* zero RAM below, data above */
+
+/* How many 4 KiB pages of guest RAM [@start, @start + @len) are all zero. */
+static int64_t count_zero_pages(QTestState *qts, uint64_t start, uint64_t len)
+{
+    g_autofree uint8_t *buf = g_malloc(0x100000);
+    int64_t n = 0;
+
+    for (uint64_t off = 0; off < len; off += 0x100000) {
+        qtest_memread(qts, start + off, buf, 0x100000);
+        for (size_t p = 0; p < 0x100000; p += PAGE_4K) {
+            n += buffer_is_zero(buf + p, PAGE_4K);
+        }
+    }
+    return n;
+}
 #define POSTCOPY_LOST_WORDS "guest RAM block ram0 has lost its host " \
                             "backing at GPA 0x1000000-0x3ffffff"
 
@@ -726,7 +742,7 @@ static void test_postcopy_loss_during(const void *opaque)
     g_autofree char *dst_status = NULL, *err = NULL;
     g_autofree char *first = g_strdup_printf("error: %s run failed Bad "
                                              "address", accel);
-    int64_t zero_pages;
+    int64_t zero_pages, kept_zero;
     QTestState *dst;
     GuestVM *vm;
     QDict *ev;
@@ -750,6 +766,7 @@ static void test_postcopy_loss_during(const void *opaque)
     g_assert_true(guest_vm_wait_done(vm, 20000));
     /* Data above POSTCOPY_KEEP, so that no page there is a zero page. */
     qtest_memset(vm->qts, POSTCOPY_KEEP, 0x5a, RAM_SIZE - POSTCOPY_KEEP);
+    kept_zero = count_zero_pages(vm->qts, 0, POSTCOPY_KEEP);
     qtest_qmp_assert_success(vm->qts, "{ 'execute': "
                              "'migrate-set-capabilities', 'arguments': "
                              "{ 'capabilities': [ { 'capability': "
@@ -764,7 +781,17 @@ static void test_postcopy_loss_during(const void *opaque)
     qtest_qmp_assert_success(vm->qts,
                              "{ 'execute': 'migrate-start-postcopy' }");
     g_free(migration_wait(vm->qts, active, NULL));
+    /*
+     * Truncate once every zero page of the kept part has been sent (they
+     * go first and fast; a loaded host can make that take a while): a
+     * zero page counted after the cut can then only be fabricated.
+     */
+    for (int i = 0; i < 1000 && migration_zero_pages(vm->qts) < kept_zero;
+         i++) {
+        g_usleep(10 * 1000);
+    }
     zero_pages = migration_zero_pages(vm->qts);
+    g_assert_cmpint(zero_pages, >=, kept_zero);
     g_assert_cmpint(truncate(path, POSTCOPY_KEEP), ==, 0);
 
     status = migration_wait(vm->qts, stopped, &desc);
