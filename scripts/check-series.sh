@@ -83,16 +83,30 @@ patch_files() {
     series_patches "$patches" | sed "s|^|$patches/|"
 }
 
+# The patches of an exported series directory, cover letter excluded.
+exported_patches() {
+    ls "$1"/0*.patch | grep -v /0000-cover-letter.patch
+}
+
+# A fresh work tree of pristine upstream QEMU at $1.
+pristine_clone() {
+    rm -rf "$1"
+    git clone -q --shared --no-checkout "$QKM_UPSTREAM_REPO" "$1" || return 1
+    git -C "$1" sparse-checkout set --no-cone '/*' '!/roms/'
+    git -C "$1" -c advice.detachedHead=false checkout -q upstream
+}
+
+# git am the exported series in directory $2 onto the work tree $1.
+am_exported() {
+    (cd "$1" &&
+        GIT_COMMITTER_NAME=check GIT_COMMITTER_EMAIL=check@localhost \
+        git am -q --keep-cr $(exported_patches "$2"))
+}
+
 export_matches_prepared() {
     series export "$tmp/export" >/dev/null || return 1
-    git clone -q --shared --no-checkout "$QKM_UPSTREAM_REPO" "$tmp/exported" ||
-        return 1
-    git -C "$tmp/exported" sparse-checkout set --no-cone '/*' '!/roms/'
-    git -C "$tmp/exported" -c advice.detachedHead=false checkout -q upstream
-    (cd "$tmp/exported" &&
-        GIT_COMMITTER_NAME=check GIT_COMMITTER_EMAIL=check@localhost \
-        git am -q --keep-cr $(ls "$tmp"/export/0*.patch |
-                              grep -v /0000-cover-letter.patch)) || return 1
+    pristine_clone "$tmp/exported" || return 1
+    am_exported "$tmp/exported" "$tmp/export" || return 1
     local a b
     a=$(series tree-id "$tmp/prepared") || return 1
     b=$(series tree-id "$tmp/exported") || return 1
@@ -119,20 +133,13 @@ topics_apply_in_order() {
             chain="$t $chain"
             t=${base_of[$t]}
         done
-        rm -rf "$tmp/bytopic"
-        git clone -q --shared --no-checkout "$QKM_UPSTREAM_REPO" \
-            "$tmp/bytopic" || return 1
-        git -C "$tmp/bytopic" sparse-checkout set --no-cone '/*' '!/roms/'
-        git -C "$tmp/bytopic" -c advice.detachedHead=false checkout -q upstream
+        pristine_clone "$tmp/bytopic" || return 1
         covered=0
         for t in $chain; do
-            (cd "$tmp/bytopic" &&
-                GIT_COMMITTER_NAME=check GIT_COMMITTER_EMAIL=check@localhost \
-                git am -q --keep-cr $(ls "$tmp/topics/$t"/0*.patch |
-                                      grep -v /0000-cover-letter.patch)) ||
+            am_exported "$tmp/bytopic" "$tmp/topics/$t" ||
                 { echo "topic $name: $t does not apply (chain: $chain)"
                   return 1; }
-            p=$(ls "$tmp/topics/$t"/0*.patch | grep -vc /0000-cover-letter.patch)
+            p=$(exported_patches "$tmp/topics/$t" | wc -l)
             [ "${first_of[$t]}" -eq $((covered + 1)) ] &&
                 covered=$((covered + p))
         done

@@ -71,7 +71,7 @@ AUTHOR_ENV = {
 STORE_OPTS = ["--zero-commit", "--no-signature", "--no-numbered",
               "--abbrev=12", "--no-renames", "--stat=80", "--encoding=UTF-8"]
 
-UPSTREAM_VERSION = os.environ.get("UPSTREAM_VERSION", "10.2.2")
+UPSTREAM_VERSION = "10.2.2"          # as in scripts/lib.sh
 
 SUBJECT_RE = re.compile(r"^[A-Za-z0-9_./,{}*+-]+(?: [A-Za-z0-9_./,{}*+-]+)*: \S")
 
@@ -267,8 +267,9 @@ class Series:
                          else len(names))
         return topics
 
-    def topic(self, name):
-        topics = self.topics()
+    def topic(self, name, topics=None):
+        if topics is None:
+            topics = self.topics()
         for t in topics:
             if t["name"] == name:
                 return t
@@ -529,25 +530,25 @@ class Series:
         cover letter that names the topic it must be applied on.  With
         @topic "all", every topic into a directory of its name in @dest.
         """
+        topics = self.topics()
         if topic == "all":
-            todo = [(os.path.join(dest, t["name"]), t)
-                    for t in self.topics()]
+            todo = [(os.path.join(dest, t["name"]), t) for t in topics]
         else:
-            todo = [(dest, self.topic(topic) if topic else None)]
+            todo = [(dest, self.topic(topic, topics) if topic else None)]
         with tempfile.TemporaryDirectory() as tmp:
             tree = os.path.join(tmp, "tree")
             self.edit(tree)
             if os.path.exists(dest):
                 shutil.rmtree(dest)
             for d, t in todo:
-                self.export_from(tree, d, t)
+                self.export_from(tree, d, t, topics)
         if topic == "all":
             return sorted(os.path.join(t["name"], n)
                           for _, t in todo
                           for n in os.listdir(os.path.join(dest, t["name"])))
         return sorted(os.listdir(dest))
 
-    def export_from(self, tree, dest, t):
+    def export_from(self, tree, dest, t, topics):
         os.makedirs(dest)
         # The cover letter is from the series' author, not the script.
         author = git(tree, "log", "-1", "--format=%an%n%ae", "HEAD"
@@ -582,7 +583,7 @@ class Series:
                 blurb = blurb.strip("\n")
         if t:
             subject = t["title"]
-        blurb += "\n\n" + self.topic_note(t)
+        blurb += "\n\n" + self.topic_note(t, topics)
         cl = [n for n in os.listdir(dest) if n.startswith("0000-")][0]
         path = os.path.join(dest, cl)
         with open(path, encoding="utf-8") as f:
@@ -592,9 +593,8 @@ class Series:
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
 
-    def topic_note(self, t):
+    def topic_note(self, t, topics):
         """The cover letter's paragraph on what the series applies to."""
-        topics = self.topics()
         if t is None:
             if len(topics) < 2:
                 text = "It applies to QEMU %s." % UPSTREAM_VERSION
@@ -610,7 +610,7 @@ class Series:
         else:
             chain = [t]
             while chain[0]["based_on"]:
-                chain.insert(0, self.topic(chain[0]["based_on"]))
+                chain.insert(0, self.topic(chain[0]["based_on"], topics))
             dep = chain[-2]
             order = ", ".join('"%s"' % c["name"] for c in chain[:-1])
             text = ("Based on the \"%s\" series (%s), which must be "
