@@ -695,6 +695,8 @@ static int64_t migration_zero_pages(QTestState *qts)
 }
 
 #define POSTCOPY_KEEP       0x1000000   /* zero RAM below, data above */
+#define POSTCOPY_LOST_WORDS "guest RAM block ram0 has lost its host " \
+                            "backing at GPA 0x1000000-0x3ffffff"
 
 /* How many 4 KiB pages of guest RAM [@start, @start + @len) are all zero. */
 static int64_t count_zero_pages(QTestState *qts, uint64_t start, uint64_t len)
@@ -710,8 +712,6 @@ static int64_t count_zero_pages(QTestState *qts, uint64_t start, uint64_t len)
     }
     return n;
 }
-#define POSTCOPY_LOST_WORDS "guest RAM block ram0 has lost its host " \
-                            "backing at GPA 0x1000000-0x3ffffff"
 
 /*
  * The backing is truncated while postcopy runs, without the watch: the

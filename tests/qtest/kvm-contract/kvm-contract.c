@@ -912,24 +912,20 @@ static int rewrite_run(Vcpu *v, int fd, unsigned long req)
         syscall(SYS_rt_tgsigqueueinfo, getpid(), gettid(), SIGBUS, &si);
         errno = EINTR;
         return -1;
-    case MODE_MEMORY_FAULT:
-    case MODE_MEMORY_FAULT_PRIVATE:
-        v->restart_pending =
-            real_ioctl(fd, KVM_GET_REGS, &v->restart_regs) == 0;
-        set_memory_fault(run, mode == MODE_MEMORY_FAULT_PRIVATE ?
-                              KVM_MEMORY_EXIT_FLAG_PRIVATE : 0);
-        errno = EFAULT;
-        return -1;
     case MODE_MEMORY_FAULT_PRIVATE_ONCE:
         if (once_done) {
             return ret;
         }
-        v->restart_pending =
-            real_ioctl(fd, KVM_GET_REGS, &v->restart_regs) == 0;
-        set_memory_fault(run, KVM_MEMORY_EXIT_FLAG_PRIVATE);
         model_map_trigger_page();
         model_note("memory-fault private gpa 0x%" PRIx64 " once, then mapped",
                    trigger_page);
+        /* fall through */
+    case MODE_MEMORY_FAULT:
+    case MODE_MEMORY_FAULT_PRIVATE:
+        v->restart_pending =
+            real_ioctl(fd, KVM_GET_REGS, &v->restart_regs) == 0;
+        set_memory_fault(run, mode == MODE_MEMORY_FAULT ? 0 :
+                              KVM_MEMORY_EXIT_FLAG_PRIVATE);
         errno = EFAULT;
         return -1;
     case MODE_MEMORY_FAULT_REPEAT:
