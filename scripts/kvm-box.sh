@@ -201,7 +201,7 @@ prepare() {
 }
 
 run() {
-    local timeout=600 smp=2 mem=6G envs=()
+    local timeout=600 smp=1 mem=6G envs=()
     while [ $# -gt 0 ]; do
         case "$1" in
         --timeout) timeout=$2; shift 2 ;;
@@ -246,7 +246,7 @@ run() {
         -display none -no-reboot -nodefaults -serial "file:$io/console" \
         -kernel "$dir/vmlinuz" -initrd "$dir/initrd.img" \
         -append "console=ttyS0 quiet panic=-1 qkm.io=$io" \
-        -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on \
+        -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
         -virtfs "local,path=$io,mount_tag=boxio,security_model=none" \
         > "$io/outer.log" 2>&1 &
     local qpid=$! qrc=0
@@ -269,7 +269,11 @@ run() {
                 head -n 10 || true
             tail -n 5 "$io/console" || true
         } >&2
-        rm -rf "$io"
+        if [ -n "${QKM_BOX_KEEP:-}" ]; then
+            echo "kvm-box: kept $io" >&2
+        else
+            rm -rf "$io"
+        fi
         return 125
     fi
     local rc

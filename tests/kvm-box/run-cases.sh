@@ -1,0 +1,68 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Run inside the KVM box (scripts/kvm-box.sh): the KVM cases of the
+# project's qtests, each case in its own run of its test binary (an
+# assertion aborts the binary; one failure must not hide the others),
+# as one TAP stream whose lines name the kernel:
+#
+#   run-cases.sh KERNEL BINARY:PATH [BINARY:PATH ...]
+#
+# Every case of BINARY under the GLib test path PATH runs; the case list
+# is taken in the box, since a test registers some cases only where
+# the kernel has what they need.  QTEST_QEMU_BINARY must be set.
+
+set -u
+kernel=$1
+shift
+n=0
+failed=0
+log=$(mktemp)
+echo "# kernel $(uname -r), $(grep -c ^processor /proc/cpuinfo) vCPUs"
+for spec in "$@"; do
+    bin=${spec%%:*}
+    prefix=${spec#*:}
+    if ! cases=$("$bin" -l 2>"$log"); then
+        n=$((n + 1))
+        echo "not ok $n - kvm@$kernel $prefix # cannot list the cases of ${bin##*/}"
+        sed 's/^/# /' "$log" | tail -n 10
+        failed=1
+        continue
+    fi
+    for c in $(grep -e "^$prefix/" -e "^$prefix\$" <<<"$cases"); do
+        n=$((n + 1))
+        out=$(timeout --kill-after=10 300 "$bin" --tap -p "$c" 2>"$log")
+        rc=$?
+        line=$(grep -m 1 '^\(not \)\?ok ' <<<"$out")
+        if [ -z "$line" ] && [ $rc -eq 0 ] && grep -q '^1\.\.0' <<<"$out"; then
+            # The binary registered nothing at this path here.
+            line="ok 1 $c # SKIP not registered on this kernel"
+        fi
+        case "$line" in
+        "ok "*"# SKIP"*)
+            echo "ok $n - kvm@$kernel $c # SKIP${line#*# SKIP}"
+            ;;
+        "ok "*)
+            if [ $rc -eq 0 ]; then
+                echo "ok $n - kvm@$kernel $c"
+            else
+                echo "not ok $n - kvm@$kernel $c # exit status $rc after its result"
+                failed=1
+            fi
+            ;;
+        *)
+            why="exit status $rc"
+            [ $rc -ne 124 ] && [ $rc -ne 137 ] || why="killed after 300 s"
+            echo "not ok $n - kvm@$kernel $c # $why"
+            failed=1
+            ;;
+        esac
+        if [ $rc -ne 0 ] || [ "${line#not ok}" != "$line" ]; then
+            { grep '^Bail out\|^#.*\(ERROR\|assert\)' <<<"$out"; tail -n 25 "$log"; } |
+                sed 's/^/# /'
+        fi
+    done
+done
+rm -f "$log"
+echo "1..$n"
+exit $failed
