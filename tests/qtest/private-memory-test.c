@@ -212,7 +212,8 @@ static void punch_qemu_gmem(QTestState *qts, off_t offset)
         g_autofree char *link = g_strdup_printf("%s/%s", dir, name);
         g_autofree char *target = g_file_read_link(link, NULL);
 
-        if (target && !strcmp(target, "anon_inode:[kvm-gmem]")) {
+        /* "anon_inode:[kvm-gmem]", or "/[kvm-gmem] (deleted)" (6.18+) */
+        if (target && strstr(target, "[kvm-gmem]")) {
             fd = syscall(SYS_pidfd_getfd, pidfd, atoi(name), 0);
         }
     }
@@ -346,8 +347,8 @@ static void assert_same_ram(const char *src, const char *dst)
 }
 
 /*
- * A guest that wrote to its RAM (with KVM, which cannot dirty-log a
- * guest_memfd) and whose RAM QEMU wrote too, paused: returns it.
+ * A guest that wrote to its RAM (through KVM) and whose RAM QEMU wrote
+ * too, paused: returns it.
  */
 static GuestVM *start_written_gmem_vm(void)
 {
@@ -501,100 +502,127 @@ static void test_gmem_ram_cpr_transfer(void)
     rmdir(dir);
 }
 
-#define RUNNING_REFUSED "Cannot migrate a running guest whose RAM block " \
-    "ram0 is a KVM guest_memfd (guest-memfd=on): KVM cannot log the " \
-    "guest's writes to it, so the migration would never converge.  Stop " \
-    "the guest first, or give it RAM without guest-memfd=on"
+/*
+ * The default pc and q35 machines have SMM: KVM's second address space
+ * maps the same RAM again.  KVM refuses to bind a guest_memfd range to a
+ * second memslot, so an ordinary VM's guest_memfd RAM is mapped like any
+ * RAM (QEMU once aborted here at start-up).  With SMM on and off, the
+ * guest runs and its write lands in the guest_memfd.
+ */
+static void test_gmem_ram_machine(gconstpointer opaque)
+{
+    const char *machine = opaque;
+    g_autofree char *args = g_strdup_printf("-machine %s", machine);
+    g_autofree char *err = NULL;
+    QDict *rsp;
+    GuestVM *vm;
+
+    if (!guest_memfd_ram_usable()) {
+        return;
+    }
+    vm = start_gmem_vm(args);
+    rsp = qtest_qmp(vm->qts, "{ 'execute': 'qom-get', 'arguments': { "
+                    "'path': '/machine', 'property': 'smm' } }");
+    g_assert_cmpstr(qdict_get_str(rsp, "return"), ==,
+                    strstr(machine, "smm=on") ? "on" : "off");
+    qobject_unref(rsp);
+    guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_LONG64);
+    guest_vm_request(vm, MB_REQ_OP, GUEST_OP_WRITE);
+    guest_vm_request(vm, MB_REQ_ADDR, PAGE_B);
+    guest_vm_resume(vm);
+    wait_guest_done(vm);
+    g_assert_cmphex(qtest_readb(vm->qts, PAGE_B), ==, GUEST_WRITE_BYTE);
+    g_assert_cmpstr(run_state(vm->qts), ==, "running");
+    err = guest_vm_stderr(vm);
+    g_assert_null(strstr(err, "error"));
+    guest_vm_free(vm);
+}
+
+/* Bytes of RAM a running migration has sent so far. */
+static uint64_t migration_transferred(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
+    QDict *ret = qdict_get_qdict(rsp, "return");
+    QDict *ram = qdict_get_qdict(ret, "ram");
+    uint64_t n = ram ? qdict_get_uint(ram, "transferred") : 0;
+
+    qobject_unref(rsp);
+    return n;
+}
 
 /*
- * A running guest: KVM cannot dirty-log its guest_memfd RAM, so precopy
- * could never converge (it used to resend everything forever).  Refused
- * at once, to a file and to a second QEMU; the guest keeps running.
+ * Live migration of a running guest to a second QEMU.  An ordinary VM's
+ * guest_memfd RAM is mapped by KVM like any RAM, so KVM logs the guest's
+ * writes to it: the guest fills 32 MiB (sent slowly), then, while that is
+ * being sent, reboots and fills RAM the migration has already sent (zero
+ * pages, sent first).  Only a working dirty log gets those pages to the
+ * destination: its RAM must end as the source's, byte for byte.
  */
-static void test_gmem_ram_migrate_running(void)
+static void test_gmem_ram_migrate_live(void)
 {
     g_autofree char *dir = NULL;
-    g_autofree char *sock = NULL;
-    g_autofree char *file = NULL;
+    g_autofree char *uri = NULL;
     g_autofree char *incoming = NULL;
-    g_autofree char *path = NULL;
-    const char *uris[2];
+    g_autofree char *src_ram = NULL;
+    g_autofree char *dst_ram = NULL;
+    gint64 deadline;
     GuestVM *vm, *dst;
 
     if (!guest_memfd_ram_usable()) {
         return;
     }
     dir = g_dir_make_tmp("qtest-gmem-XXXXXX", NULL);
-    file = g_strdup_printf("file:%s/state", dir);
-    sock = g_strdup_printf("unix:%s/sock", dir);
-    incoming = g_strdup_printf("-incoming %s", sock);
-    uris[0] = file;
-    uris[1] = sock;
-    vm = start_written_gmem_vm();
-    dst = start_gmem_vm(incoming);
-    for (int i = 0; i < 2; i++) {
-        QDict *rsp = qtest_qmp(vm->qts, "{ 'execute': 'migrate', "
-                               "'arguments': { 'uri': %s } }", uris[i]);
-        QDict *err = qdict_get_qdict(rsp, "error");
+    uri = g_strdup_printf("unix:%s/sock", dir);
+    incoming = g_strdup_printf("-incoming %s", uri);
+    src_ram = g_build_filename(dir, "src.ram", NULL);
+    dst_ram = g_build_filename(dir, "dst.ram", NULL);
 
-        g_test_message("migrate %s", uris[i]);
-        g_assert_nonnull(err);
-        g_assert_cmpstr(qdict_get_str(err, "desc"), ==, RUNNING_REFUSED);
-        qobject_unref(rsp);
-        g_assert_cmpstr(run_state(vm->qts), ==, "running");
-    }
-    /* The destination never saw a connection, and waits on. */
-    g_assert_cmpstr(run_state(dst->qts), ==, "inmigrate");
-    guest_vm_free(dst);
-    guest_vm_free(vm);
-    path = g_strdup_printf("%s/state", dir);
-    unlink(path);
-    rmdir(dir);
-}
-
-/*
- * A paused guest resumed while it migrates: the migration fails with the
- * reason at its next pass instead of looping; the guest keeps running.
- */
-static void test_gmem_ram_migrate_resumed(void)
-{
-    g_autofree char *dir = NULL;
-    g_autofree char *file = NULL;
-    g_autofree char *uri = NULL;
-    GuestVM *vm;
-    QDict *ret;
-
-    if (!guest_memfd_ram_usable()) {
-        return;
-    }
-    dir = g_dir_make_tmp("qtest-gmem-XXXXXX", NULL);
-    file = g_build_filename(dir, "state", NULL);
-    uri = g_strdup_printf("file:%s", file);
     vm = start_gmem_vm(NULL);
-    /* 32 MiB of data to send at 4 MiB/s: the migration lasts seconds. */
     guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_LONG64);
     guest_vm_request(vm, MB_REQ_OP, GUEST_OP_FILL);
     guest_vm_request(vm, MB_REQ_ADDR, FILL_BASE);
     guest_vm_request(vm, MB_REQ_COUNT, 32 * 1024 * 1024);
     guest_vm_resume(vm);
     wait_guest_done(vm);
-    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'stop' }");
+    dst = start_gmem_vm(incoming);
     qtest_qmp_assert_success(vm->qts, "{ 'execute': 'migrate-set-parameters',"
                              " 'arguments': { 'max-bandwidth': %d } }",
                              4 * 1024 * 1024);
     qtest_qmp_assert_success(vm->qts, "{ 'execute': 'migrate', 'arguments':"
                              " { 'uri': %s } }", uri);
-    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'cont' }");
-    ret = wait_migration_end(vm->qts);
-    g_assert_cmpstr(qdict_get_str(ret, "status"), ==, "failed");
-    g_assert_nonnull(strstr(qdict_get_str(ret, "error-desc"),
-                            "the guest was resumed, and KVM cannot log its "
-                            "writes to RAM block ram0 (a guest_memfd, "
-                            "guest-memfd=on): stop the guest to migrate it"));
-    qobject_unref(ret);
+    /* Into the filled range: everything below it has been sent. */
+    deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+    while (migration_transferred(vm->qts) < 4 * 1024 * 1024) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(20000);
+    }
     g_assert_cmpstr(run_state(vm->qts), ==, "running");
+
+    /* Reboot the guest into a fill of [4 MiB, 12 MiB): sent, as zeros. */
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'stop' }");
+    guest_vm_request(vm, MB_REQ_ADDR, 4 * 1024 * 1024);
+    guest_vm_request(vm, MB_REQ_COUNT, 8 * 1024 * 1024);
+    qtest_writel(vm->qts, GUEST_MAILBOX_GPA + MB_DONE, 0);
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'system_reset' }");
+    guest_vm_resume(vm);
+    wait_guest_done(vm);
+
+    qtest_qmp_assert_success(vm->qts, "{ 'execute': 'migrate-set-parameters',"
+                             " 'arguments': { 'max-bandwidth': %d } }",
+                             1024 * 1024 * 1024);
+    wait_migration(vm->qts);
+    save_ram(vm->qts, src_ram);
+    wait_migration(dst->qts);
+    save_ram(dst->qts, dst_ram);
+    g_assert_cmphex(qtest_readq(dst->qts, 12 * 1024 * 1024 - 8), ==,
+                    GUEST_FILL_PATTERN);
+    g_assert_cmphex(qtest_readq(dst->qts, FILL_BASE + 32 * 1024 * 1024 - 8),
+                    ==, GUEST_FILL_PATTERN);
+    guest_vm_free(dst);
     guest_vm_free(vm);
-    unlink(file);
+    assert_same_ram(src_ram, dst_ram);
+    unlink(src_ram);
+    unlink(dst_ram);
     rmdir(dir);
 }
 
@@ -1229,6 +1257,14 @@ int main(int argc, char **argv)
 
     qtest_add_func("/x86/private-memory/guest-memfd-ram/access",
                    test_gmem_ram_access);
+    qtest_add_data_func("/x86/private-memory/guest-memfd-ram/machine/pc-smm",
+                        "pc,smm=on", test_gmem_ram_machine);
+    qtest_add_data_func("/x86/private-memory/guest-memfd-ram/machine/pc-no-smm",
+                        "pc,smm=off", test_gmem_ram_machine);
+    qtest_add_data_func("/x86/private-memory/guest-memfd-ram/machine/q35-smm",
+                        "q35,smm=on", test_gmem_ram_machine);
+    qtest_add_data_func("/x86/private-memory/guest-memfd-ram/machine/"
+                        "q35-no-smm", "q35,smm=off", test_gmem_ram_machine);
     qtest_add_func("/x86/private-memory/guest-memfd-ram/discard",
                    test_gmem_ram_discard);
     qtest_add_func("/x86/private-memory/guest-memfd-ram/query-memdev",
@@ -1241,10 +1277,8 @@ int main(int argc, char **argv)
                    test_gmem_ram_cpr_reboot);
     qtest_add_func("/x86/private-memory/guest-memfd-ram/cpr-transfer",
                    test_gmem_ram_cpr_transfer);
-    qtest_add_func("/x86/private-memory/guest-memfd-ram/migrate-running",
-                   test_gmem_ram_migrate_running);
-    qtest_add_func("/x86/private-memory/guest-memfd-ram/migrate-resumed",
-                   test_gmem_ram_migrate_resumed);
+    qtest_add_func("/x86/private-memory/guest-memfd-ram/migrate-live",
+                   test_gmem_ram_migrate_live);
     qtest_add_func("/x86/private-memory/guest-memfd-ram/errors",
                    test_gmem_ram_errors);
     qtest_add_func("/x86/private-memory/guest-memfd-ram/contract/old-kernel",

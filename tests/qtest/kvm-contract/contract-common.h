@@ -37,6 +37,25 @@ static inline bool contract_fd_target_matches(int fd, const char *want,
 }
 
 /*
+ * Is @fd a KVM guest_memfd?  Its /proc/self/fd link names "[kvm-gmem]":
+ * "anon_inode:[kvm-gmem]" up to Linux 6.17, "/[kvm-gmem] (deleted)" once
+ * guest_memfd has inodes of its own (6.18, virt/kvm/guest_memfd.c).
+ */
+static inline bool contract_fd_is_guest_memfd(int fd)
+{
+    char proc[64], target[128];
+    ssize_t n;
+
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    n = readlink(proc, target, sizeof(target) - 1);
+    if (n < 0) {
+        return false;
+    }
+    target[n] = '\0';
+    return strstr(target, "[kvm-gmem]") != NULL;
+}
+
+/*
  * The argument checks of kvm_vm_ioctl_set_mem_attributes() (Linux 6.18),
  * which the in-place series keeps for KVM_SET_MEMORY_ATTRIBUTES2: no
  * flags, known attributes, a page-aligned, non-empty range that does

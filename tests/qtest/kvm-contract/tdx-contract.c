@@ -681,7 +681,7 @@ static bool model(int fd, unsigned long req, void *arg, int *ret)
         return false;
     }
     if (in_place && req == KVM_SET_MEMORY_ATTRIBUTES2 && td_fd >= 0 &&
-        fd_is(fd, "anon_inode:[kvm-gmem]")) {
+        contract_fd_is_guest_memfd(fd)) {
         struct kvm_memory_attributes2 *a = arg;
         GmemAttrs *g;
 
