@@ -3,6 +3,8 @@
 #
 # The test command (make check): build the patched QEMU and run
 #   - the project's unit tests and qtests,
+#   - the qtests' KVM cases on each pinned kernel, in the KVM box
+#     (scripts/kvm-box.sh: Debian's kernels under TCG, a real /dev/kvm),
 #   - a chosen set of upstream x86 qtests that exercise the code the
 #     series touches (the list below says why each is there),
 #   - the docs test (tests/docs/: every command-line example of the
@@ -141,6 +143,9 @@ run_tap() {
     tests_failed=$((tests_failed + bad))
     [ $rc -eq 0 ] || status=1
 }
+note "real KVM: the KVM cases on Debian's kernels, each in a KVM box (tests/kvm-box/)"
+run_tap "$TOP/tests/kvm-box/check-kernels.sh" "$BUILD_ROOT/qemu"
+
 note "in-place guest_memfd paths: a build with the in-place UAPI, on the contract layer"
 if "$TOP/scripts/build.sh" inplace qemu-system-x86_64; then
     run_tap env QKM_REQUIRE_IN_PLACE=1 \

@@ -35,6 +35,11 @@ PACKAGES=(
     ipxe-qemu           # efi-*.rom option ROMs
     qemu-system-data    # kvmvapic.bin, linuxboot_dma.bin, ...
     ovmf                # a real TDVF image for the TDX contract tests
+    # The KVM box (scripts/kvm-box.sh): Debian's QEMU runs Debian's
+    # kernels under TCG; a static busybox is the initramfs.
+    qemu-system-x86
+    busybox-static
+    cpio
 )
 BACKPORTS=(
     meson               # >= 1.5.0; bookworm has 1.0

@@ -910,8 +910,13 @@ static void test_migrate_finds_loss(const void *opaque)
     g_usleep(200 * 1000);
     guest_vm_assert_internal_error(vm->qts);
     g_assert_cmpint(count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
+    /*
+     * Counted as a substring: the migration thread's error_report() is
+     * several writes, and the report's line may land inside its line
+     * (seen on Linux 7.2 in the KVM box).
+     */
     err = guest_vm_stderr(vm);
-    g_assert_cmpuint(guest_count_lines(err, first), ==, 1);
+    g_assert_cmpint(count_substr(err, first), ==, 1);
     guest_vm_free(vm);
     unlink(path);
     unlink(out);

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# The KVM cases of the project's qtests on every pinned kernel
+# (tests/kvm-box/kernels), each in its own KVM box (scripts/kvm-box.sh),
+# two boxes at a time (each box has one vCPU).  Prints one TAP stream:
+# each case once per kernel, named kvm@KERNEL; a box that cannot start
+# or does not finish is a failure with its reason.  Exits non-zero when
+# anything failed.
+#
+#   check-kernels.sh BUILD_DIR [KERNEL...]     (default: every pinned one)
+#
+# QKM_BOX_KERNELS (space-separated) overrides the list, for a quicker run.
+
+set -uo pipefail
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:?usage: check-kernels.sh BUILD_DIR [KERNEL...]}
+shift
+kernels=("$@")
+if [ ${#kernels[@]} -eq 0 ]; then
+    if [ -n "${QKM_BOX_KERNELS:-}" ]; then
+        read -r -a kernels <<<"$QKM_BOX_KERNELS"
+    else
+        mapfile -t kernels < <("$TOP/scripts/kvm-box.sh" list)
+    fi
+fi
+
+# Test binary : GLib test path of its KVM cases.  private-memory-test and
+# tdx-populate-test need KVM in every case (the kernel-contract layers
+# run on top of the real KVM).
+Q=$build/tests/qtest
+CASES=(
+    "$Q/guest-modes-test:/x86_64/x86/guest-modes/kvm"
+    "$Q/memory-fault-test:/x86_64/x86/memory-fault/kvm"
+    "$Q/memory-loss-test:/x86_64/x86/memory-loss/kvm"
+    "$Q/nested-npt-test:/x86_64/x86/nested-npt/kvm"
+    "$Q/private-memory-test:/x86_64/x86/private-memory"
+    "$Q/tdx-populate-test:/x86_64/x86/tdx"
+)
+
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+run_kernel() {
+    local k=$1 start=$SECONDS rc=0
+    # Fetch and build the initramfs first, so that a failure to get the
+    # kernel is reported as such.
+    if ! "$TOP/scripts/kvm-box.sh" prepare "$k" >/dev/null 2>"$out/$k.err"; then
+        echo "not ok 0 - kvm@$k the box: $(tail -n 1 "$out/$k.err")" > "$out/$k.tap"
+        return
+    fi
+    (cd "$build" && "$TOP/scripts/kvm-box.sh" run --timeout 1200 \
+        --env QTEST_QEMU_BINARY="$build/qemu-system-x86_64" "$k" -- \
+        "$TOP/tests/kvm-box/run-cases.sh" "$k" "${CASES[@]}") \
+        > "$out/$k.tap" 2> "$out/$k.err" || rc=$?
+    if [ $rc -eq 125 ]; then
+        echo "not ok 0 - kvm@$k the box: $(grep '^kvm-box:' "$out/$k.err" | head -n 1)" >> "$out/$k.tap"
+    fi
+    echo "# kvm@$k: $((SECONDS - start)) s" >> "$out/$k.tap"
+}
+
+# Two at a time: each box is one TCG vCPU, this machine has two cores.
+pids=()
+for k in "${kernels[@]}"; do
+    run_kernel "$k" &
+    pids+=($!)
+    if [ ${#pids[@]} -ge 2 ]; then
+        wait "${pids[0]}"
+        pids=("${pids[@]:1}")
+    fi
+done
+wait
+
+status=0
+n=0
+for k in "${kernels[@]}"; do
+    while IFS= read -r line; do
+        case "$line" in
+        "ok "*|"not ok "*)
+            n=$((n + 1))
+            # Renumber: one stream for all kernels.
+            rest=${line#ok }
+            rest=${rest#not ok }
+            rest=${rest#* }
+            if [ "${line#not ok}" != "$line" ]; then
+                echo "not ok $n $rest"
+                status=1
+            else
+                echo "ok $n $rest"
+            fi
+            ;;
+        1..*) ;;
+        *) echo "$line" ;;
+        esac
+    done < "$out/$k.tap"
+    if [ -s "$out/$k.err" ]; then
+        grep -v '^kvm-box: kept' "$out/$k.err" | tail -n 20 | sed "s/^/# kvm@$k stderr: /"
+    fi
+done
+echo "1..$n"
+exit $status
