@@ -25,9 +25,9 @@ if [ ${#kernels[@]} -eq 0 ]; then
     fi
 fi
 
-# Test binary : GLib test path of its KVM cases.  private-memory-test and
-# tdx-populate-test need KVM in every case (the kernel-contract layers
-# run on top of the real KVM).
+# Test binary : GLib test path of its KVM cases.  private-memory-test,
+# tdx-populate-test and the kernel-contract layer's own test need KVM in
+# every case (the layers run on top of the real KVM).
 Q=$build/tests/qtest
 CASES=(
     "$Q/guest-modes-test:/x86_64/x86/guest-modes/kvm"
@@ -36,6 +36,7 @@ CASES=(
     "$Q/nested-npt-test:/x86_64/x86/nested-npt/kvm"
     "$Q/private-memory-test:/x86_64/x86/private-memory"
     "$Q/tdx-populate-test:/x86_64/x86/tdx"
+    "$Q/kvm-contract/kvm-contract-test:/kvm-contract"
 )
 
 out=$(mktemp -d)

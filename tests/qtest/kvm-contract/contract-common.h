@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <linux/kvm.h>
 
@@ -67,6 +69,29 @@ static inline bool contract_attributes_valid(uint64_t flags,
 {
     return !flags && !(attributes & ~(uint64_t)KVM_MEMORY_ATTRIBUTE_PRIVATE) &&
            size && !((start | size) & 0xfff) && start + size > start;
+}
+
+/*
+ * A stand-in for a guest_memfd on a kernel that cannot give the layer
+ * one it can map (KVM_CREATE_GUEST_MEMFD before 6.8; MMAP before 6.18;
+ * none for a default VM's memslots before 6.18): a memfd of @size.  Its
+ * /proc/self/fd link names "[kvm-gmem]", as a guest_memfd's does.  The
+ * layers only map it, read it and punch holes in it, which a memfd does
+ * alike.
+ * Returns the fd, or -1 with errno set.
+ */
+static inline int contract_create_gmem_standin(uint64_t size)
+{
+    int fd = memfd_create("[kvm-gmem]", MFD_CLOEXEC);
+
+    if (fd >= 0 && ftruncate(fd, size) < 0) {
+        int err = errno;
+
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
 }
 
 #endif

@@ -4,8 +4,12 @@
  * A test-only LD_PRELOAD layer between QEMU and the real /dev/kvm that
  * models outcomes of KVM_RUN which the documented kernel contract allows
  * but this project's host kernel does not produce.  Everything passes
- * through to the real KVM; only an MMIO exit at the page named by
- * QKM_CONTRACT_GPA is rewritten, as QKM_KVM_CONTRACT says:
+ * through to the real KVM, except the memslots of the VM: the layer
+ * builds them itself out of real memslots, leaving the page named by
+ * QKM_CONTRACT_GPA without one, so that a guest access to it exits to
+ * userspace with KVM_EXIT_MMIO on every kernel (VMX, SVM, shadow or
+ * nested paging: a GPA without a memslot is emulated MMIO).  That exit
+ * is rewritten, as QKM_KVM_CONTRACT says:
  *
  *   efault          KVM_RUN fails with bare EFAULT and run->exit_reason
  *                   stale, as on VMX/SVM hosts when a RAM page cannot be
@@ -62,10 +66,14 @@
  *     userspace_addr page.  The layer builds each of QEMU's memslots out
  *     of real memslots accordingly: private runs point at its own
  *     mapping of the guest_memfd (created MMAP|INIT_SHARED underneath,
- *     QEMU never sees that), shared runs at QEMU's memory;
+ *     QEMU never sees that; a memfd stands in where the kernel cannot
+ *     make such a guest_memfd, before 6.18), shared runs at QEMU's
+ *     memory.  KVM_CAP_GUEST_MEMFD and KVM_CAP_USER_MEMORY2 are 1 on
+ *     such a VM, whatever the kernel (6.1 has neither): the model
+ *     provides both;
  *   - a private page with no guest_memfd behind it (no memslot, or a
  *     memslot without KVM_MEM_GUEST_MEMFD) is left unmapped; the access
- *     then exits (an MMIO exit on this host) and the layer turns it into
+ *     then exits (KVM_EXIT_MMIO: no memslot) and the layer turns it into
  *     what kvm_mmu_prepare_memory_fault_exit() produces: KVM_RUN fails
  *     with EFAULT, KVM_EXIT_MEMORY_FAULT { KVM_MEMORY_EXIT_FLAG_PRIVATE,
  *     gpa of the page, size 4096 }.  With QKM_KVM_CONTRACT
@@ -76,8 +84,9 @@
  *     mapped from the guest_memfd, a private fault for a page that is
  *     private already (a vCPU whose exit raced another's conversion).
  *
- *   - KVM_HC_MAP_GPA_RANGE: this host's PVM KVM does not exit on VMCALL,
- *     so the layer marks CPUID 0x40000001 EDX bit 30 (a test-only bit,
+ *   - KVM_HC_MAP_GPA_RANGE: a KVM without the VM type need not pass the
+ *     hypercall to userspace (a PVM KVM never exits on VMCALL), so the
+ *     layer marks CPUID 0x40000001 EDX bit 30 (a test-only bit,
  *     tests/qtest/guest/guest-abi.h) and the test guest traps with an
  *     OUTL to port 0xe4 instead.  The layer answers as
  *     __kvm_emulate_hypercall() does: -KVM_EINVAL for an unaligned GPA,
@@ -199,6 +208,14 @@ typedef struct Gmem {
 static bool model_wanted;
 static bool model_off;          /* the real KVM has the VM type */
 static int model_vm_fd = -1;
+/*
+ * The VM whose memslots the layer builds out of real memslots itself
+ * (QSlot): the modelled software-protected VM, or, with a
+ * QKM_KVM_CONTRACT mode, any VM, so that the QKM_CONTRACT_GPA page has
+ * no real memslot and every kernel exits to userspace with KVM_EXIT_MMIO
+ * at it (an access to a GPA without a memslot).
+ */
+static int slots_vm_fd = -1;
 static QSlot qslots[MODEL_MAX_QSLOTS];
 static Gmem gmems[MODEL_MAX_GMEM];
 static uint8_t *private_bits;   /* one bit per 4 KiB page below MAX_GPA */
@@ -418,6 +435,10 @@ static int page_kind(QSlot *q, uint64_t gpa)
                               (mode == MODE_MEMORY_FAULT_PRIVATE_ONCE &&
                                !once_done));
 
+    if (slots_vm_fd != model_vm_fd) {
+        /* A QKM_KVM_CONTRACT mode on an ordinary VM: carve the page out. */
+        return gpa == trigger_page ? 0 : 1;
+    }
     if (!page_private(gpa)) {
         return 1;                               /* QEMU's shared memory */
     }
@@ -431,7 +452,11 @@ static int page_kind(QSlot *q, uint64_t gpa)
 /* Rebuild the real memslots behind QEMU's slot @q.  Called locked. */
 static int realize_qslot(QSlot *q)
 {
-    struct kvm_userspace_memory_region2 r;
+    /*
+     * The real memslots never bind a guest_memfd (the layer maps it
+     * itself), so the original ioctl serves every kernel, 6.1 included.
+     */
+    struct kvm_userspace_memory_region r;
     unsigned n = 0;
     uint64_t off, start;
     int kind, ret;
@@ -440,7 +465,7 @@ static int realize_qslot(QSlot *q)
         memset(&r, 0, sizeof(r));
         r.slot = real_slot_id(q, k);
         r.guest_phys_addr = q->real_gpa[k];
-        ret = real_ioctl(model_vm_fd, KVM_SET_USER_MEMORY_REGION2, &r);
+        ret = real_ioctl(slots_vm_fd, KVM_SET_USER_MEMORY_REGION, &r);
         if (ret < 0) {
             return ret;
         }
@@ -471,7 +496,7 @@ static int realize_qslot(QSlot *q)
         r.userspace_addr = kind == 1 ? q->hva + start :
             (uint64_t)(uintptr_t)find_gmem(q->gmem_fd)->map +
             q->gmem_offset + start;
-        ret = real_ioctl(model_vm_fd, KVM_SET_USER_MEMORY_REGION2, &r);
+        ret = real_ioctl(slots_vm_fd, KVM_SET_USER_MEMORY_REGION, &r);
         if (ret < 0) {
             return ret;
         }
@@ -529,6 +554,10 @@ static int model_set_region(struct kvm_userspace_memory_region2 *r)
     q->gmem_offset = r->guest_memfd_offset;
     ret = realize_qslot(q);
     pthread_mutex_unlock(&lock);
+    if (ret == 0) {
+        record_slot(r->slot, r->flags, r->guest_phys_addr, r->memory_size,
+                    r->userspace_addr);
+    }
     return ret;
 }
 
@@ -586,7 +615,18 @@ static int model_create_gmem(struct kvm_create_guest_memfd *g)
     real.flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
     fd = real_ioctl(model_vm_fd, KVM_CREATE_GUEST_MEMFD, &real);
     if (fd < 0) {
-        return fd;
+        /*
+         * A kernel without a mappable guest_memfd (before 6.18) or
+         * without guest_memfd (before 6.8): a memfd holds the model's
+         * private pages instead.  QEMU only maps it through the model's
+         * memslots and punches holes in it, which a memfd does alike.
+         */
+        fd = contract_create_gmem_standin(g->size);
+        if (fd < 0) {
+            return fd;
+        }
+        model_note("create-guest-memfd: the kernel has no mappable "
+                   "guest_memfd, a memfd stands in");
     }
     map = real_mmap(NULL, g->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED) {
@@ -641,75 +681,13 @@ static bool is_dev_kvm(int fd)
  * The model's share of ioctl(): returns true with *ret set when it
  * answered the call itself.
  */
-static bool model_ioctl(int fd, unsigned long req, void *arg, int *ret)
+/* QEMU's memslot ioctls on the VM whose memslots the layer builds. */
+static bool slots_ioctl(int fd, unsigned long req, void *arg, int *ret)
 {
-    if (req == KVM_CHECK_EXTENSION && hidden_cap >= 0 &&
-        (long)arg == hidden_cap) {
-        *ret = 0;
-        return true;
-    }
-    if (!model_wanted || model_off) {
-        return false;
-    }
-    if (req == KVM_CHECK_EXTENSION && is_dev_kvm(fd)) {
-        long cap = (long)arg;
-
-        if (cap == KVM_CAP_VM_TYPES) {
-            *ret = real_ioctl(fd, req, arg);
-            if (*ret >= 0 && (*ret & (1 << KVM_X86_SW_PROTECTED_VM))) {
-                model_off = true;
-                model_note("model off: the real KVM has SW_PROTECTED_VM");
-                return true;
-            }
-            *ret |= 1 << KVM_X86_SW_PROTECTED_VM;
-            return true;
-        }
-        if (cap == KVM_CAP_MEMORY_ATTRIBUTES) {
-            *ret = KVM_MEMORY_ATTRIBUTE_PRIVATE;
-            return true;
-        }
-        return false;
-    }
-    if (req == KVM_CREATE_VM && (long)arg == KVM_X86_SW_PROTECTED_VM &&
-        is_dev_kvm(fd)) {
-        *ret = real_ioctl(fd, req, (void *)(long)KVM_X86_DEFAULT_VM);
-        if (*ret >= 0) {
-            model_vm_fd = *ret;
-            model_note("create-vm type %d as a default VM, fd %d",
-                       KVM_X86_SW_PROTECTED_VM, *ret);
-        }
-        return true;
-    }
-    if (req == KVM_SET_CPUID2 && model_vm_fd >= 0) {
-        struct kvm_cpuid2 *c = arg;
-
-        for (uint32_t i = 0; i < c->nent; i++) {
-            if (c->entries[i].function == 0x40000001) {
-                c->entries[i].edx |= 1u << CONTRACT_HC_CPUID_BIT;
-            }
-        }
-        return false;
-    }
-    if (fd != model_vm_fd || model_vm_fd < 0) {
+    if (fd != slots_vm_fd || slots_vm_fd < 0) {
         return false;
     }
     switch (req) {
-    case KVM_CHECK_EXTENSION:
-        if ((long)arg == KVM_CAP_MEMORY_ATTRIBUTES) {
-            *ret = KVM_MEMORY_ATTRIBUTE_PRIVATE;
-            return true;
-        }
-        if ((long)arg == KVM_CAP_GUEST_MEMFD_FLAGS) {
-            *ret = GUEST_MEMFD_FLAG_MMAP;
-            return true;
-        }
-        return false;
-    case KVM_SET_MEMORY_ATTRIBUTES:
-        *ret = model_set_attributes(arg);
-        return true;
-    case KVM_CREATE_GUEST_MEMFD:
-        *ret = model_create_gmem(arg);
-        return true;
     case KVM_SET_USER_MEMORY_REGION: {
         struct kvm_userspace_memory_region *r1 = arg;
         struct kvm_userspace_memory_region2 r2 = {
@@ -746,6 +724,100 @@ static bool model_ioctl(int fd, unsigned long req, void *arg, int *ret)
         *ret = real_ioctl(fd, req, &d);
         return true;
     }
+    default:
+        return false;
+    }
+}
+
+static bool model_ioctl(int fd, unsigned long req, void *arg, int *ret)
+{
+    if (req == KVM_CHECK_EXTENSION && hidden_cap >= 0 &&
+        (long)arg == hidden_cap) {
+        *ret = 0;
+        return true;
+    }
+    if (slots_ioctl(fd, req, arg, ret)) {
+        return true;
+    }
+    if (!model_wanted && mode != MODE_OFF && req == KVM_CREATE_VM &&
+        is_dev_kvm(fd)) {
+        *ret = real_ioctl(fd, req, arg);
+        if (*ret >= 0 && slots_vm_fd < 0) {
+            slots_vm_fd = *ret;
+            model_note("create-vm type %ld, fd %d: page 0x%" PRIx64
+                       " without a memslot", (long)arg, *ret, trigger_page);
+        }
+        return true;
+    }
+    if (!model_wanted || model_off) {
+        return false;
+    }
+    if (req == KVM_CHECK_EXTENSION && is_dev_kvm(fd)) {
+        long cap = (long)arg;
+
+        if (cap == KVM_CAP_VM_TYPES) {
+            *ret = real_ioctl(fd, req, arg);
+            if (*ret >= 0 && (*ret & (1 << KVM_X86_SW_PROTECTED_VM))) {
+                model_off = true;
+                model_note("model off: the real KVM has SW_PROTECTED_VM");
+                return true;
+            }
+            *ret |= 1 << KVM_X86_SW_PROTECTED_VM;
+            return true;
+        }
+        if (cap == KVM_CAP_MEMORY_ATTRIBUTES) {
+            *ret = KVM_MEMORY_ATTRIBUTE_PRIVATE;
+            return true;
+        }
+        return false;
+    }
+    if (req == KVM_CREATE_VM && (long)arg == KVM_X86_SW_PROTECTED_VM &&
+        is_dev_kvm(fd)) {
+        *ret = real_ioctl(fd, req, (void *)(long)KVM_X86_DEFAULT_VM);
+        if (*ret >= 0) {
+            model_vm_fd = *ret;
+            slots_vm_fd = *ret;
+            model_note("create-vm type %d as a default VM, fd %d",
+                       KVM_X86_SW_PROTECTED_VM, *ret);
+        }
+        return true;
+    }
+    if (req == KVM_SET_CPUID2 && model_vm_fd >= 0) {
+        struct kvm_cpuid2 *c = arg;
+
+        for (uint32_t i = 0; i < c->nent; i++) {
+            if (c->entries[i].function == 0x40000001) {
+                c->entries[i].edx |= 1u << CONTRACT_HC_CPUID_BIT;
+            }
+        }
+        return false;
+    }
+    if (fd != model_vm_fd || model_vm_fd < 0) {
+        return false;
+    }
+    switch (req) {
+    case KVM_CHECK_EXTENSION:
+        if ((long)arg == KVM_CAP_MEMORY_ATTRIBUTES) {
+            *ret = KVM_MEMORY_ATTRIBUTE_PRIVATE;
+            return true;
+        }
+        if ((long)arg == KVM_CAP_GUEST_MEMFD_FLAGS) {
+            *ret = GUEST_MEMFD_FLAG_MMAP;
+            return true;
+        }
+        /* The model provides both, whatever the kernel has. */
+        if ((long)arg == KVM_CAP_GUEST_MEMFD ||
+            (long)arg == KVM_CAP_USER_MEMORY2) {
+            *ret = 1;
+            return true;
+        }
+        return false;
+    case KVM_SET_MEMORY_ATTRIBUTES:
+        *ret = model_set_attributes(arg);
+        return true;
+    case KVM_CREATE_GUEST_MEMFD:
+        *ret = model_create_gmem(arg);
+        return true;
     default:
         return false;
     }

@@ -720,7 +720,29 @@ static bool model(int fd, unsigned long req, void *arg, int *ret)
             *ret = in_place ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0;
             return true;
         }
+        /* A TD has both, whatever the kernel below has (6.1: neither). */
+        if ((long)arg == KVM_CAP_GUEST_MEMFD ||
+            (long)arg == KVM_CAP_USER_MEMORY2) {
+            *ret = 1;
+            return true;
+        }
         return false;
+    case KVM_CREATE_GUEST_MEMFD: {
+        struct kvm_create_guest_memfd *g = arg;
+
+        /*
+         * The TD's private memory: a real guest_memfd where the kernel
+         * makes one for a default VM, else a stand-in; either way the
+         * layer, not KVM, maps it (see KVM_SET_USER_MEMORY_REGION2).
+         */
+        *ret = real_ioctl(fd, req, arg);
+        if (*ret < 0) {
+            *ret = contract_create_gmem_standin(g->size);
+            note("CREATE_GUEST_MEMFD size 0x%llx flags 0x%llx: a memfd "
+                 "stands in -> %d", g->size, g->flags, *ret);
+        }
+        return true;
+    }
     case KVM_ENABLE_CAP: {
         struct kvm_enable_cap *cap = arg;
 
@@ -770,8 +792,21 @@ static bool model(int fd, unsigned long req, void *arg, int *ret)
     }
     case KVM_SET_USER_MEMORY_REGION2: {
         struct kvm_userspace_memory_region2 *m = arg;
+        /*
+         * No TD code ever runs: the real VM maps QEMU's shared memory
+         * only, through the original ioctl that every kernel has (a
+         * default VM cannot bind a guest_memfd before 6.18).  The layer
+         * keeps the guest_memfd binding for INIT_MEM_REGION.
+         */
+        struct kvm_userspace_memory_region r1 = {
+            .slot = m->slot,
+            .flags = m->flags & ~KVM_MEM_GUEST_MEMFD,
+            .guest_phys_addr = m->guest_phys_addr,
+            .memory_size = m->memory_size,
+            .userspace_addr = m->userspace_addr,
+        };
 
-        *ret = real_ioctl(fd, req, arg);
+        *ret = real_ioctl(fd, KVM_SET_USER_MEMORY_REGION, &r1);
         if (*ret >= 0 && (m->slot & 0xffff) < MAX_SLOTS) {
             Slot *s = &slots[m->slot & 0xffff];
 
