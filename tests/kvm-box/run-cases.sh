@@ -31,8 +31,10 @@ for spec in "$@"; do
     fi
     for c in $(grep -e "^$prefix/" -e "^$prefix\$" <<<"$cases"); do
         n=$((n + 1))
+        t0=$(date +%s.%N)
         out=$(timeout --kill-after=10 300 "$bin" --tap -p "$c" 2>"$log")
         rc=$?
+        t1=$(date +%s.%N)
         line=$(grep -m 1 '^\(not \)\?ok ' <<<"$out")
         if [ -z "$line" ] && [ $rc -eq 0 ] && grep -q '^1\.\.0' <<<"$out"; then
             # The binary registered nothing at this path here.
@@ -57,6 +59,8 @@ for spec in "$@"; do
             failed=1
             ;;
         esac
+        # TCG time inside the box: for finding slow cases, not a result.
+        echo "# time $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
         if [ $rc -ne 0 ] || [ "${line#not ok}" != "$line" ]; then
             { grep '^Bail out\|^#.*\(ERROR\|assert\)' <<<"$out"; tail -n 25 "$log"; } |
                 sed 's/^/# /'
