@@ -179,6 +179,9 @@ static void launch(Run *r, const char *image, const char *inject,
     g_assert_true(g_spawn_sync(NULL, (char **)argv, envp, G_SPAWN_SEARCH_PATH,
                                NULL, NULL, NULL, &r->err, &wstatus, NULL));
     r->status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+    if (r->status) {
+        g_test_message("QEMU exited with status %d: %s", r->status, r->err);
+    }
     /* timeout(1) exits 124 (137 after SIGKILL): QEMU hung */
     g_assert_cmpint(r->status, !=, 124);
     g_assert_cmpint(r->status, !=, 137);

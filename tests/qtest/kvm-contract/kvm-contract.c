@@ -762,7 +762,9 @@ static bool model_ioctl(int fd, unsigned long req, void *arg, int *ret)
                 model_note("model off: the real KVM has SW_PROTECTED_VM");
                 return true;
             }
-            *ret |= 1 << KVM_X86_SW_PROTECTED_VM;
+            /* Before 6.8 there is no such capability: the default VM. */
+            *ret = (*ret > 0 ? *ret : 1 << KVM_X86_DEFAULT_VM) |
+                   1 << KVM_X86_SW_PROTECTED_VM;
             return true;
         }
         if (cap == KVM_CAP_MEMORY_ATTRIBUTES) {

@@ -629,7 +629,14 @@ static bool model(int fd, unsigned long req, void *arg, int *ret)
             note("off: the real KVM has TDX");
             return true;
         }
-        *ret |= 1 << KVM_X86_TDX_VM;
+        /* Before 6.8 there is no such capability: the default VM. */
+        *ret = (*ret > 0 ? *ret : 1 << KVM_X86_DEFAULT_VM) |
+               1 << KVM_X86_TDX_VM;
+        return true;
+    }
+    if (req == KVM_CHECK_EXTENSION && fd_is(fd, "/dev/kvm") &&
+        (long)arg == KVM_CAP_X86_APIC_BUS_CYCLES_NS && td_fd >= 0) {
+        *ret = 1;       /* Linux 6.11; a TDX kernel has it */
         return true;
     }
     if (req == KVM_CREATE_VM && (long)arg == KVM_X86_TDX_VM) {
