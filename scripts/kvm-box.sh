@@ -17,7 +17,7 @@
 #       and stderr are ours, its exit status is ours.  Options:
 #       --timeout SECONDS  the box is killed after this (default 600)
 #       --env NAME=VALUE   set in COMMAND's environment (repeatable)
-#       --smp N, --mem SIZE  the box's vCPUs (2) and memory (6G)
+#       --smp N, --mem SIZE  the box's vCPUs (1) and memory (4G)
 #
 # A box that cannot start, or ends without COMMAND's status, is an error
 # (exit 125) with its reason and the end of the box's console: never a
@@ -201,7 +201,7 @@ prepare() {
 }
 
 run() {
-    local timeout=600 smp=1 mem=6G envs=()
+    local timeout=600 smp=1 mem=4G envs=()
     while [ $# -gt 0 ]; do
         case "$1" in
         --timeout) timeout=$2; shift 2 ;;
