@@ -168,15 +168,16 @@ static int64_t kvm_vcpu_stat(QTestState *qts, const char *name)
                            "{ 'target': 'vcpu', 'providers': [ "
                            "{ 'provider': 'kvm', 'names': [ %s ] } ] } }",
                            name);
+    /*
+     * [ { "provider": "kvm", "qom-path": <vCPU 0>, "stats": [ { "name",
+     * "value" } ] }, ...one per vCPU ]; an unknown name is dropped.
+     */
     QList *vcpus = qdict_get_qlist(rsp, "return");
-    QDict *vcpu = vcpus ? qobject_to(QDict, qlist_peek(vcpus)) : NULL;
-    QList *providers = vcpu ? qdict_get_qlist(vcpu, "providers") : NULL;
-    QDict *kvm = providers ? qobject_to(QDict, qlist_peek(providers)) : NULL;
-    QList *stats = kvm ? qdict_get_qlist(kvm, "stats") : NULL;
+    QDict *vcpu0 = vcpus ? qobject_to(QDict, qlist_peek(vcpus)) : NULL;
+    QList *stats = vcpu0 ? qdict_get_qlist(vcpu0, "stats") : NULL;
     int64_t value = -1;
     QListEntry *e;
 
-    /* Any level may be empty: unknown names are dropped silently. */
     if (stats) {
         QLIST_FOREACH_ENTRY(stats, e) {
             QDict *st = qobject_to(QDict, qlist_entry_obj(e));

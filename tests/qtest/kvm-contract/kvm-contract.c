@@ -813,6 +813,17 @@ static bool model_ioctl(int fd, unsigned long req, void *arg, int *ret)
             *ret = 1;
             return true;
         }
+        /*
+         * The model rebuilds real memslots at each conversion, which a
+         * real VM with private memory does not; Linux 6.12's
+         * KVM_PRE_FAULT_MEMORY right after that spun in the kernel for
+         * good (seen in the KVM box).  QEMU's pre-fault after a
+         * conversion is opportunistic: hide the capability.
+         */
+        if ((long)arg == KVM_CAP_PRE_FAULT_MEMORY) {
+            *ret = 0;
+            return true;
+        }
         return false;
     case KVM_SET_MEMORY_ATTRIBUTES:
         *ret = model_set_attributes(arg);
