@@ -795,6 +795,7 @@ static void test_postcopy_loss_during(const void *opaque)
     g_assert_cmpint(truncate(path, POSTCOPY_KEEP), ==, 0);
 
     status = migration_wait(vm->qts, stopped, &desc);
+    g_test_message("source: %s: %s", status, desc);
     g_assert_cmpstr(status, !=, "completed");
     g_assert_nonnull(strstr(desc, POSTCOPY_LOST_WORDS));
     g_assert_cmpint(migration_zero_pages(vm->qts), ==, zero_pages);
