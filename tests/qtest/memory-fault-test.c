@@ -19,18 +19,19 @@
  * default, off by option, bad option value), and the start-up warning
  * for a filesystem with too little space.
  *
- * The path a fault takes depends on the host kernel: this project's
- * PVM-backed KVM turns the access into an MMIO exit at the RAM address
- * (or an emulation failure for a fetch), VMX/SVM hosts fail KVM_RUN with
- * EFAULT, TCG takes SIGBUS.  The test accepts each documented path and
- * checks the fields that path can know (docs/devel/kvm-kernel-contract.rst
- * section 4).
+ * The path a fault takes depends on the host kernel: VMX/SVM kernels
+ * fail KVM_RUN with a bare EFAULT (no GPA: the report names the lost
+ * range), a PVM-backed KVM turns the access into an MMIO exit at the RAM
+ * address (or an emulation failure for a fetch), TCG takes SIGBUS.  The
+ * test accepts each documented path and checks the fields that path can
+ * know (docs/devel/kvm-kernel-contract.rst section 4).
  *
- * The /contract/ cases are kernel-contract tests: the paths this host's
- * kernel never takes (bare EFAULT, SIGBUS during KVM_RUN,
+ * The /contract/ cases are kernel-contract tests: the outcomes no
+ * released kernel gives for an ordinary VM (SIGBUS during KVM_RUN,
  * KVM_EXIT_MEMORY_FAULT, the same memory fault reported again and again)
- * are produced by the LD_PRELOAD layer in kvm-contract/, which rewrites
- * the real KVM's exits exactly as that section describes.
+ * are produced by the LD_PRELOAD layer in kvm-contract/, which leaves the
+ * page under test without a memslot and rewrites the real KVM's MMIO exit
+ * there exactly as that section describes.
  */
 
 #include "qemu/osdep.h"
