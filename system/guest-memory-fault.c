@@ -1355,6 +1355,38 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
                 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED;
 }
 
+typedef struct FindShort {
+    RAMBlock *rb;
+    ram_addr_t offset;
+} FindShort;
+
+static int find_short_cb(RAMBlock *rb, void *opaque)
+{
+    FindShort *s = opaque;
+    off_t size;
+
+    if (rb->memory_loss && block_truncated_at(rb, &s->offset, &size)) {
+        s->rb = rb;
+        return 1;
+    }
+    return 0;
+}
+
+bool guest_memory_fault_check_backing(Error **errp)
+{
+    FindShort s = { NULL };
+
+    RCU_READ_LOCK_GUARD();
+    qemu_ram_foreach_block(find_short_cb, &s);
+    if (s.rb && !test_bit(s.offset / block_page_size(s.rb),
+                          s.rb->memory_loss->lost)) {
+        /* What a SIGBUS of QEMU's own read of that page would record. */
+        guest_memory_fault_on_sigbus(BUS_ADRERR, s.rb->host + s.offset,
+                                     NULL, NULL);
+    }
+    return !guest_memory_check_lost(NULL, errp);
+}
+
 /*
  * Take one recorded fault: of vCPU @cpu_index, or of anybody when
  * @any_cpu.  Faults of the same vCPU on the same block recorded

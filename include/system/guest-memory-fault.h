@@ -209,6 +209,16 @@ bool guest_memory_check_gpa_range(hwaddr gpa, hwaddr len, Error **errp);
  * a bounce buffer.
  */
 bool guest_memory_as_range_lost(AddressSpace *as, hwaddr addr, hwaddr len);
+
+/*
+ * QEMU's own write(2) of guest RAM (a migration stream) fails where the
+ * kernel, not QEMU, met a page whose backing file was cut: EFAULT, no
+ * SIGBUS, and nothing knows of the loss yet.  Look for a RAM block whose
+ * backing is short and, if one is, record its first lost page as a
+ * SIGBUS of QEMU's own read would (reported by the main loop).  Returns
+ * true, with @errp set to what is lost, when guest RAM is lost.
+ */
+bool guest_memory_fault_check_backing(Error **errp);
 #else
 static inline bool guest_memory_fault_holds_stop(void)
 {
@@ -243,6 +253,10 @@ static inline bool guest_memory_check_lost(RAMBlock *rb, Error **errp)
 }
 static inline bool guest_memory_as_range_lost(AddressSpace *as, hwaddr addr,
                                               hwaddr len)
+{
+    return false;
+}
+static inline bool guest_memory_fault_check_backing(Error **errp)
 {
     return false;
 }

@@ -742,11 +742,10 @@ static bool model(int fd, unsigned long req, void *arg, int *ret)
          * makes one for a default VM, else a stand-in; either way the
          * layer, not KVM, maps it (see KVM_SET_USER_MEMORY_REGION2).
          */
+        /* Not logged: the log is the TDX command sequence. */
         *ret = real_ioctl(fd, req, arg);
         if (*ret < 0) {
             *ret = contract_create_gmem_standin(g->size);
-            note("CREATE_GUEST_MEMFD size 0x%llx flags 0x%llx: a memfd "
-                 "stands in -> %d", g->size, g->flags, *ret);
         }
         return true;
     }
