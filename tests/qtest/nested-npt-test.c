@@ -205,10 +205,9 @@ static int64_t kvm_vcpu_stat(QTestState *qts, const char *name)
 /*
  * On KVM each round is L1 running L2 under KVM's shadow NPT, and every
  * emulation is a full exit: far slower than TCG's, all the more when the
- * KVM host is itself a TCG guest (the KVM box).  The bound is per round,
- * so fewer rounds test the same property.
+ * KVM host is itself a TCG guest (the KVM box: about 5 s a round).
  */
-#define KVM_ROUNDS      16
+#define KVM_ROUNDS      4
 #define ROUND_PAGES     256
 #define ROUND_GPA       0x400000
 
