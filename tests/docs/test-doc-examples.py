@@ -46,6 +46,9 @@ DEFAULT_DOCS = ("docs/system/guest-memfd.rst",
 KVM_CHECK_EXTENSION = 0xae03
 KVM_CAP_VM_TYPES = 235
 KVM_X86_SW_PROTECTED_VM = 1
+KVM_CREATE_VM = 0xae01
+KVM_CAP_GUEST_MEMFD_FLAGS = 244
+GUEST_MEMFD_MMAP_INIT_SHARED = 3
 
 
 def examples(path):
@@ -93,6 +96,29 @@ def real_sw_protected_vm():
         types = 0
     os.close(fd)
     return types > 0 and bool(types & (1 << KVM_X86_SW_PROTECTED_VM))
+
+
+def guest_memfd_ram_works():
+    """None when an ordinary VM can have RAM in a guest_memfd, else why."""
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR)
+    except OSError as e:
+        return "no usable /dev/kvm (%s)" % e.strerror
+    try:
+        vm = fcntl.ioctl(fd, KVM_CREATE_VM, 0)
+        try:
+            flags = fcntl.ioctl(vm, KVM_CHECK_EXTENSION,
+                                KVM_CAP_GUEST_MEMFD_FLAGS)
+        finally:
+            os.close(vm)
+    except OSError:
+        flags = 0
+    finally:
+        os.close(fd)
+    if flags & GUEST_MEMFD_MMAP_INIT_SHARED != GUEST_MEMFD_MMAP_INIT_SHARED:
+        return ("KVM_CAP_GUEST_MEMFD_FLAGS lacks MMAP|INIT_SHARED "
+                "(Linux 6.18+ needed)")
+    return None
 
 
 def build_argv(qemu, text, tmp, qmp_path):
@@ -149,6 +175,8 @@ def run_example(n, doc, line, text, qemu, lib, tmp):
     name = "%s:%d: %s" % (doc, line, text)
     if "kvm" in text or text.startswith("-"):
         reason = kvm_works(qemu)
+        if not reason and "guest-memfd=on" in text:
+            reason = guest_memfd_ram_works()
         if reason:
             print("ok %d - %s # SKIP %s" % (n, name, reason))
             return True
