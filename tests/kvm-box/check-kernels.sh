@@ -30,7 +30,7 @@ fi
 # every case (the layers run on top of the real KVM).
 Q=$build/tests/qtest
 CASES=(
-    "$Q/guest-modes-test:/x86_64/x86/guest-modes/kvm"
+    "$Q/guest-modes-test:/x86_64/x86/guest-lib/kvm"
     "$Q/memory-fault-test:/x86_64/x86/memory-fault/kvm"
     "$Q/memory-loss-test:/x86_64/x86/memory-loss/kvm"
     "$Q/nested-npt-test:/x86_64/x86/nested-npt/kvm"
@@ -38,6 +38,12 @@ CASES=(
     "$Q/tdx-populate-test:/x86_64/x86/tdx"
     "$Q/kvm-contract/kvm-contract-test:/kvm-contract"
 )
+# The in-place guest_memfd build (scripts/build.sh inplace), where there
+# is one: its TDX in-place cases, which must run, not skip.
+inplace=${QKM_BOX_INPLACE_QEMU:-}
+if [ -n "$inplace" ]; then
+    CASES+=("$Q/tdx-populate-test:/x86_64/x86/tdx/contract/in-place:$inplace:QKM_REQUIRE_IN_PLACE=1")
+fi
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

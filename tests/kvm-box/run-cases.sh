@@ -6,11 +6,13 @@
 # assertion aborts the binary; one failure must not hide the others),
 # as one TAP stream whose lines name the kernel:
 #
-#   run-cases.sh KERNEL BINARY:PATH [BINARY:PATH ...]
+#   run-cases.sh KERNEL BINARY:PATH[:QEMU[:VAR=VALUE]] ...
 #
 # Every case of BINARY under the GLib test path PATH runs; the case list
 # is taken in the box, since a test registers some cases only where
-# the kernel has what they need.  QTEST_QEMU_BINARY must be set.
+# the kernel has what they need.  QTEST_QEMU_BINARY must be set; QEMU,
+# when given, replaces it for that spec, with VAR=VALUE in the
+# environment too.
 
 set -u
 kernel=$1
@@ -19,9 +21,11 @@ n=0
 failed=0
 log=$(mktemp)
 echo "# kernel $(uname -r), $(grep -c ^processor /proc/cpuinfo) vCPUs"
+default_qemu=$QTEST_QEMU_BINARY
 for spec in "$@"; do
-    bin=${spec%%:*}
-    prefix=${spec#*:}
+    IFS=: read -r bin prefix qemu var <<<"$spec"
+    export QTEST_QEMU_BINARY=${qemu:-$default_qemu}
+    [ -z "$var" ] || export "${var?}"
     if ! cases=$("$bin" -l 2>"$log"); then
         n=$((n + 1))
         echo "not ok $n - kvm@$kernel $prefix # cannot list the cases of ${bin##*/}"
@@ -29,7 +33,14 @@ for spec in "$@"; do
         failed=1
         continue
     fi
-    for c in $(grep -e "^$prefix/" -e "^$prefix\$" <<<"$cases"); do
+    matched=$(grep -e "^$prefix/" -e "^$prefix\$" <<<"$cases")
+    if [ -z "$matched" ]; then
+        # A wrong path must not pass as "nothing to run".
+        n=$((n + 1))
+        echo "not ok $n - kvm@$kernel $prefix # ${bin##*/} has no case there"
+        failed=1
+    fi
+    for c in $matched; do
         n=$((n + 1))
         t0=$(date +%s.%N)
         out=$(timeout --kill-after=10 300 "$bin" --tap -p "$c" 2>"$log")
@@ -66,6 +77,7 @@ for spec in "$@"; do
                 sed 's/^/# /'
         fi
     done
+    [ -z "$var" ] || unset "${var%%=*}"
 done
 rm -f "$log"
 echo "1..$n"
