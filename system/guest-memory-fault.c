@@ -731,6 +731,7 @@ static int find_full_fs_cb(RAMBlock *rb, void *opaque)
     s->found = true;
     s->f->block = rb;
     s->f->offset = 0;
+    s->f->page_unknown = true;
     return 1;
 }
 
@@ -1003,7 +1004,9 @@ static void print_report(QueuedReport *q)
      */
     g_string_append_printf(line, "%s, %s", access_words(f->access),
                            f->is_private ? "private memory, " : "");
-    if (block) {
+    if (block && f->page_unknown) {
+        g_string_append_printf(line, "RAM block %s, ", block);
+    } else if (block) {
         g_string_append_printf(line, "RAM block %s offset 0x%" PRIx64 ", ",
                                block, (uint64_t)f->offset);
     }
@@ -1041,7 +1044,9 @@ static void print_report(QueuedReport *q)
                                        f->has_gpa, f->gpa,
                                        f->size != 0, f->size,
                                        f->access, f->is_private,
-                                       block, block != NULL, f->offset,
+                                       block,
+                                       block != NULL && !f->page_unknown,
+                                       f->offset,
                                        f->backing, f->backing_path,
                                        f->cause, f->cause_detail,
                                        f->count, event_ranges != NULL,
@@ -1355,33 +1360,19 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
                 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED;
 }
 
-typedef struct FindShort {
-    RAMBlock *rb;
-    ram_addr_t offset;
-} FindShort;
-
-static int find_short_cb(RAMBlock *rb, void *opaque)
-{
-    FindShort *s = opaque;
-    off_t size;
-
-    if (rb->memory_loss && block_truncated_at(rb, &s->offset, &size)) {
-        s->rb = rb;
-        return 1;
-    }
-    return 0;
-}
-
 bool guest_memory_fault_check_backing(Error **errp)
 {
-    FindShort s = { NULL };
+    GuestMemoryFault f = { 0 };
+    FindUnbacked s = { .f = &f };
+    RAMBlock *rb;
 
     RCU_READ_LOCK_GUARD();
-    qemu_ram_foreach_block(find_short_cb, &s);
-    if (s.rb && !test_bit(s.offset / block_page_size(s.rb),
-                          s.rb->memory_loss->lost)) {
+    qemu_ram_foreach_block(find_unbacked_cb, &s);
+    rb = f.block;
+    if (s.found && rb->memory_loss &&
+        !test_bit(f.offset / block_page_size(rb), rb->memory_loss->lost)) {
         /* What a SIGBUS of QEMU's own read of that page would record. */
-        guest_memory_fault_on_sigbus(BUS_ADRERR, s.rb->host + s.offset,
+        guest_memory_fault_on_sigbus(BUS_ADRERR, rb->host + f.offset,
                                      NULL, NULL);
     }
     return !guest_memory_check_lost(NULL, errp);

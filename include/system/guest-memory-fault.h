@@ -36,6 +36,7 @@ typedef struct GuestMemoryFault {
     /* Filled in by guest_memory_fault_probe(). */
     RAMBlock *block;
     ram_addr_t offset;              /* offset of gpa in block */
+    bool page_unknown;              /* the block is known, its page not */
     GuestMemoryBacking backing;
     char *backing_path;
     GuestMemoryFaultCause cause;

@@ -142,6 +142,15 @@ static uint32_t guest_read_byte(GuestVM *vm, uint32_t addr)
 #define FILL_BASE 0x1000000
 #define FILL_SIZE 0x100000
 
+/* Ask the guest to fill @count bytes from @addr in long mode. */
+static void guest_fill_request(GuestVM *vm, uint32_t addr, uint32_t count)
+{
+    guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_LONG64);
+    guest_vm_request(vm, MB_REQ_OP, GUEST_OP_FILL);
+    guest_vm_request(vm, MB_REQ_ADDR, addr);
+    guest_vm_request(vm, MB_REQ_COUNT, count);
+}
+
 #define GMEM_RAM "memory-backend-memfd,id=ram0,size=64M,share=on,guest-memfd=on"
 
 static GuestVM *start_gmem_vm(const char *extra)
@@ -182,10 +191,7 @@ static void test_gmem_ram_access(void)
 
     /* A guest fill of 1 MiB lands in every page (the benchmark's op). */
     vm = start_gmem_vm(NULL);
-    guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_LONG64);
-    guest_vm_request(vm, MB_REQ_OP, GUEST_OP_FILL);
-    guest_vm_request(vm, MB_REQ_ADDR, FILL_BASE);
-    guest_vm_request(vm, MB_REQ_COUNT, FILL_SIZE);
+    guest_fill_request(vm, FILL_BASE, FILL_SIZE);
     guest_vm_resume(vm);
     wait_guest_done(vm);
     for (uint32_t off = 0; off < FILL_SIZE; off += 0x3ff8) {
@@ -354,10 +360,7 @@ static GuestVM *start_written_gmem_vm(void)
 {
     GuestVM *vm = start_gmem_vm(NULL);
 
-    guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_LONG64);
-    guest_vm_request(vm, MB_REQ_OP, GUEST_OP_FILL);
-    guest_vm_request(vm, MB_REQ_ADDR, FILL_BASE);
-    guest_vm_request(vm, MB_REQ_COUNT, FILL_SIZE);
+    guest_fill_request(vm, FILL_BASE, FILL_SIZE);
     qtest_writel(vm->qts, PAGE_A, HOST_A);
     qtest_writel(vm->qts, RAM_SIZE - 4, HOST_B);
     guest_vm_resume(vm);
@@ -578,10 +581,7 @@ static void test_gmem_ram_migrate_live(void)
     dst_ram = g_build_filename(dir, "dst.ram", NULL);
 
     vm = start_gmem_vm(NULL);
-    guest_vm_request(vm, MB_REQ_MODE, GUEST_MODE_LONG64);
-    guest_vm_request(vm, MB_REQ_OP, GUEST_OP_FILL);
-    guest_vm_request(vm, MB_REQ_ADDR, FILL_BASE);
-    guest_vm_request(vm, MB_REQ_COUNT, 32 * 1024 * 1024);
+    guest_fill_request(vm, FILL_BASE, 32 * 1024 * 1024);
     guest_vm_resume(vm);
     wait_guest_done(vm);
     dst = start_gmem_vm(incoming);

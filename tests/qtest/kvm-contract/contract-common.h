@@ -18,6 +18,21 @@
 #include <unistd.h>
 #include <linux/kvm.h>
 
+/* @fd's /proc/self/fd link into @target (@size bytes, NUL included). */
+static inline bool contract_fd_target(int fd, char *target, size_t size)
+{
+    char proc[64];
+    ssize_t n;
+
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    n = readlink(proc, target, size - 1);
+    if (n < 0) {
+        return false;
+    }
+    target[n] = '\0';
+    return true;
+}
+
 /*
  * Do the first @len bytes of @fd's /proc/self/fd link (with its NUL)
  * equal @want?  @len = strlen(@want) compares a prefix, sizeof the
@@ -26,16 +41,10 @@
 static inline bool contract_fd_target_matches(int fd, const char *want,
                                               size_t len)
 {
-    char proc[64], target[128];
-    ssize_t n;
+    char target[128];
 
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-    n = readlink(proc, target, sizeof(target) - 1);
-    if (n < 0) {
-        return false;
-    }
-    target[n] = '\0';
-    return !strncmp(target, want, len);
+    return contract_fd_target(fd, target, sizeof(target)) &&
+           !strncmp(target, want, len);
 }
 
 /*
@@ -45,16 +54,10 @@ static inline bool contract_fd_target_matches(int fd, const char *want,
  */
 static inline bool contract_fd_is_guest_memfd(int fd)
 {
-    char proc[64], target[128];
-    ssize_t n;
+    char target[128];
 
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-    n = readlink(proc, target, sizeof(target) - 1);
-    if (n < 0) {
-        return false;
-    }
-    target[n] = '\0';
-    return strstr(target, "[kvm-gmem]") != NULL;
+    return contract_fd_target(fd, target, sizeof(target)) &&
+           strstr(target, "[kvm-gmem]") != NULL;
 }
 
 /*

@@ -677,10 +677,17 @@ static bool is_dev_kvm(int fd)
     return contract_fd_target_matches(fd, name, sizeof(name));
 }
 
-/*
- * The model's share of ioctl(): returns true with *ret set when it
- * answered the call itself.
- */
+/* A dirty-log ioctl @d of QEMU's slot *@slot, passed on for its real one. */
+static int dirty_log_ioctl(int fd, unsigned long req, void *d,
+                           uint32_t *slot)
+{
+    if (!model_translate_dirty_slot(slot)) {
+        errno = ENOENT;
+        return -1;
+    }
+    return real_ioctl(fd, req, d);
+}
+
 /* QEMU's memslot ioctls on the VM whose memslots the layer builds. */
 static bool slots_ioctl(int fd, unsigned long req, void *arg, int *ret)
 {
@@ -705,23 +712,13 @@ static bool slots_ioctl(int fd, unsigned long req, void *arg, int *ret)
     case KVM_GET_DIRTY_LOG: {
         struct kvm_dirty_log d = *(struct kvm_dirty_log *)arg;
 
-        if (!model_translate_dirty_slot(&d.slot)) {
-            errno = ENOENT;
-            *ret = -1;
-            return true;
-        }
-        *ret = real_ioctl(fd, req, &d);
+        *ret = dirty_log_ioctl(fd, req, &d, &d.slot);
         return true;
     }
     case KVM_CLEAR_DIRTY_LOG: {
         struct kvm_clear_dirty_log d = *(struct kvm_clear_dirty_log *)arg;
 
-        if (!model_translate_dirty_slot(&d.slot)) {
-            errno = ENOENT;
-            *ret = -1;
-            return true;
-        }
-        *ret = real_ioctl(fd, req, &d);
+        *ret = dirty_log_ioctl(fd, req, &d, &d.slot);
         return true;
     }
     default:
@@ -729,6 +726,10 @@ static bool slots_ioctl(int fd, unsigned long req, void *arg, int *ret)
     }
 }
 
+/*
+ * The model's share of ioctl(): returns true with *ret set when it
+ * answered the call itself.
+ */
 static bool model_ioctl(int fd, unsigned long req, void *arg, int *ret)
 {
     if (req == KVM_CHECK_EXTENSION && hidden_cap >= 0 &&
