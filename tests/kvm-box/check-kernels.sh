@@ -10,7 +10,9 @@
 #
 #   check-kernels.sh BUILD_DIR [KERNEL...]     (default: every pinned one)
 #
-# QKM_BOX_KERNELS (space-separated) overrides the list, for a quicker run.
+# QKM_BOX_KERNELS (space-separated) overrides the list, for a quicker run;
+# QKM_BOX_LIBVIRT names the kernels whose box also runs the libvirt test
+# (default 7.2; empty: none).
 
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -45,11 +47,18 @@ if [ -n "$inplace" ]; then
     CASES+=("$Q/tdx-populate-test:/x86_64/x86/tdx/contract/in-place:$inplace:QKM_REQUIRE_IN_PLACE=1")
 fi
 
+# The libvirt test's domains, on KVM as libvirt's users run them: in the
+# boxes of QKM_BOX_LIBVIRT (default the newest kernel, 7.2).
+libvirt_kernels=${QKM_BOX_LIBVIRT-7.2}
+
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 run_kernel() {
-    local k=$1 start=$SECONDS rc=0
+    local k=$1 start=$SECONDS rc=0 specs=("${CASES[@]}")
+    if [[ " $libvirt_kernels " == *" $k "* ]]; then
+        specs+=("tap:$TOP/tests/libvirt/test-libvirt.sh:$build/qemu-system-x86_64")
+    fi
     # Fetch and build the initramfs first, so that a failure to get the
     # kernel is reported as such.
     if ! "$TOP/scripts/kvm-box.sh" prepare "$k" >/dev/null 2>"$out/$k.err"; then
@@ -58,7 +67,7 @@ run_kernel() {
     fi
     (cd "$build" && "$TOP/scripts/kvm-box.sh" run --timeout 1200 \
         --env QTEST_QEMU_BINARY="$build/qemu-system-x86_64" "$k" -- \
-        "$TOP/tests/kvm-box/run-cases.sh" "$k" "${CASES[@]}") \
+        "$TOP/tests/kvm-box/run-cases.sh" "$k" "${specs[@]}") \
         > "$out/$k.tap" 2> "$out/$k.err" || rc=$?
     if [ $rc -eq 125 ]; then
         echo "not ok 0 - kvm@$k the box: $(grep '^kvm-box:' "$out/$k.err" | head -n 1)" >> "$out/$k.tap"

@@ -6,13 +6,17 @@
 # assertion aborts the binary; one failure must not hide the others),
 # as one TAP stream whose lines name the kernel:
 #
-#   run-cases.sh KERNEL BINARY:PATH[:QEMU[:VAR=VALUE]] ...
+#   run-cases.sh KERNEL SPEC...
 #
-# Every case of BINARY under the GLib test path PATH runs; the case list
-# is taken in the box, since a test registers some cases only where
-# the kernel has what they need.  QTEST_QEMU_BINARY must be set; QEMU,
-# when given, replaces it for that spec, with VAR=VALUE in the
-# environment too.
+#   BINARY:PATH[:QEMU[:VAR=VALUE]]
+#       every case of BINARY under the GLib test path PATH; the case list
+#       is taken in the box, since a test registers some cases only where
+#       the kernel has what they need.  QTEST_QEMU_BINARY must be set;
+#       QEMU, when given, replaces it for that spec, with VAR=VALUE in the
+#       environment too.
+#   tap:SCRIPT[:ARG]
+#       a TAP script (tests/libvirt/test-libvirt.sh), run once with ARG;
+#       its lines are named kvm@KERNEL DIR: (DIR: the script's directory).
 
 set -u
 kernel=$1
@@ -22,7 +26,54 @@ failed=0
 log=$(mktemp)
 echo "# kernel $(uname -r), $(grep -c ^processor /proc/cpuinfo) vCPUs"
 default_qemu=$QTEST_QEMU_BINARY
+# run_tap SCRIPT ARG: a TAP script's lines, renumbered into ours
+run_tap() {
+    local name line rc t0 t1 out
+    name=$(basename "$(dirname "$1")")
+    t0=$(date +%s.%N)
+    out=$(timeout --kill-after=10 900 "$1" ${2:+"$2"} 2>"$log")
+    rc=$?
+    t1=$(date +%s.%N)
+    while IFS= read -r line; do
+        case "$line" in
+        "ok "*|"not ok "*)
+            n=$((n + 1))
+            rest=${line#not }
+            rest=${rest#ok }
+            rest=${rest#* }
+            rest=${rest#- }
+            if [ "${line#not ok}" != "$line" ]; then
+                echo "not ok $n - kvm@$kernel $name: $rest"
+                failed=1
+            else
+                echo "ok $n - kvm@$kernel $name: $rest"
+            fi
+            ;;
+        "1..0 # SKIP"*)
+            n=$((n + 1))
+            echo "ok $n - kvm@$kernel $name # SKIP${line#1..0 # SKIP}"
+            ;;
+        1..*) ;;
+        *) echo "$line" ;;
+        esac
+    done <<<"$out"
+    if [ $rc -ne 0 ] && ! grep -q '^not ok ' <<<"$out"; then
+        n=$((n + 1))
+        echo "not ok $n - kvm@$kernel $name # exit status $rc"
+        tail -n 25 "$log" | sed 's/^/# /'
+        failed=1
+    fi
+    echo "# time $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
+}
+
 for spec in "$@"; do
+    case "$spec" in
+    tap:*)
+        IFS=: read -r _ script arg <<<"$spec"
+        run_tap "$script" "$arg"
+        continue
+        ;;
+    esac
     IFS=: read -r bin prefix qemu var <<<"$spec"
     export QTEST_QEMU_BINARY=${qemu:-$default_qemu}
     [ -z "$var" ] || export "${var?}"

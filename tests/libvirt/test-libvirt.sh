@@ -266,7 +266,7 @@ fault_case() {
     check "$name: the domain log has 'error: $accel run failed Bad address'" \
         grep -qx "error: $accel run failed Bad address" "$log"
     check "$name: the domain log has the detail line with the cause" \
-        grep -q "^guest memory fault: .*RAM block pc.ram .*cause: " "$log"
+        grep -q "^guest memory fault: .*RAM block pc.ram[ ,].*cause: " "$log"
     grep -A1 -x "error: $accel run failed Bad address" "$log" 2>/dev/null |
         sed 's/^/#   /'
     if [ "$lost" = - ]; then
