@@ -24,6 +24,21 @@ shift
 n=0
 failed=0
 log=$(mktemp)
+caseout=$(mktemp)
+
+# limited SECONDS CMD...: CMD's stdout into $caseout (a file, not a pipe:
+# a QEMU that outlives a killed test and keeps the pipe open would hold
+# the run up), stderr into $log; killed after SECONDS (status 124).  A
+# killed case's QEMUs go too, whatever process group they are in.
+limited() {
+    local rc
+    timeout --kill-after=10 "$@" >"$caseout" 2>"$log" </dev/null
+    rc=$?
+    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+        pkill -KILL -f -- '-qtest unix:' 2>/dev/null
+    fi
+    return $rc
+}
 echo "# kernel $(uname -r), $(grep -c ^processor /proc/cpuinfo) vCPUs"
 default_qemu=$QTEST_QEMU_BINARY
 # run_tap SCRIPT ARG: a TAP script's lines, renumbered into ours
@@ -31,8 +46,9 @@ run_tap() {
     local name line rc t0 t1 out
     name=$(basename "$(dirname "$1")")
     t0=$(date +%s.%N)
-    out=$(timeout --kill-after=10 900 "$1" ${2:+"$2"} 2>"$log")
+    limited 900 "$1" ${2:+"$2"}
     rc=$?
+    out=$(cat "$caseout")
     t1=$(date +%s.%N)
     while IFS= read -r line; do
         case "$line" in
@@ -94,8 +110,9 @@ for spec in "$@"; do
     for c in $matched; do
         n=$((n + 1))
         t0=$(date +%s.%N)
-        out=$(timeout --kill-after=10 300 "$bin" --tap -p "$c" 2>"$log")
+        limited 300 "$bin" --tap -p "$c"
         rc=$?
+        out=$(cat "$caseout")
         t1=$(date +%s.%N)
         line=$(grep -m 1 '^\(not \)\?ok ' <<<"$out")
         if [ -z "$line" ] && [ $rc -eq 0 ] && grep -q '^1\.\.0' <<<"$out"; then
@@ -121,6 +138,10 @@ for spec in "$@"; do
             failed=1
             ;;
         esac
+        # What the case reports (g_test_message), such as counts.
+        grep '^# ' <<<"$out" |
+            grep -v '^# \(random seed\|Start of\|End of\|SKIP\|starting QEMU\)' ||
+            true
         # TCG time inside the box: for finding slow cases, not a result.
         echo "# time $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
         if [ $rc -ne 0 ] || [ "${line#not ok}" != "$line" ]; then
@@ -130,6 +151,6 @@ for spec in "$@"; do
     done
     [ -z "$var" ] || unset "${var%%=*}"
 done
-rm -f "$log"
+rm -f "$log" "$caseout"
 echo "1..$n"
 exit $failed
