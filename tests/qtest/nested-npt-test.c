@@ -20,6 +20,12 @@
  *   final GPA and to L2's own page tables (the NPF during L2's page
  *   walk, EXITINFO1 bit 33): the exact EXITINFO1, EXITINFO2, and L2
  *   resuming once L1 puts the entry back;
+ * - L2 fetching through a faulting NPT entry, for each cause under each
+ *   combination of L1's EFER.NXE and CR4.SMEP: EXITINFO1 has I/D when
+ *   either is set, except on L2's page walk;
+ * - L1 itself on page tables in its ROM, which its host's nested
+ *   tables map read-only (the other half of 2fb2b7877b3a: a write fault
+ *   on a page walk that unprotects nothing must not resume L1 forever);
  * - accessed and dirty bits in the nested tables after L2 ran;
  * - an NPT entry pointing at an L1 address with no RAM: L2's read
  *   completes, and QEMU reports no guest-memory fault;
@@ -33,6 +39,7 @@
 
 #include "qemu/osdep.h"
 #include <sys/ioctl.h>
+#include <sys/utsname.h>
 #include <linux/kvm.h>
 #include "libqtest.h"
 #include "qobject/qdict.h"
@@ -243,6 +250,84 @@ static void test_shared_tables(const void *opaque)
     guest_vm_free(vm);
 }
 
+/* --- L1 on page tables in its ROM --- */
+
+/* Is the running kernel older than @major.@minor? */
+static bool kernel_before(int major, int minor)
+{
+    struct utsname u;
+    int ma = 0, mi = 0;
+
+    g_assert_cmpint(uname(&u), ==, 0);
+    g_assert_cmpint(sscanf(u.release, "%d.%d", &ma, &mi), ==, 2);
+    return ma < major || (ma == major && mi < minor);
+}
+
+#define ROM_ROUNDS      3
+
+/*
+ * L1 walks page tables in its ROM, which KVM maps read-only in the
+ * nested tables it gives L1; the walk accesses a table as a write, so
+ * each of L1's walks takes a write fault "on a guest page table"
+ * (EXITINFO1 bit 33).  KVM's answer (arch/x86/kvm/mmu/mmu.c,
+ * kvm_mmu_page_fault()) is to unprotect the page in case it shadows it
+ * and resume L1.  Nothing is unprotected here (the page is ROM, not a
+ * shadowed table), so resuming meets the same fault: Linux 6.12's
+ * 2fb2b7877b3a ("Skip emulation on page fault iff 1+ SPs were
+ * unprotected") emulates the instruction instead.  Before it, L1 makes
+ * no progress at all: the case says so there, and requires progress
+ * from 6.12 on (and on TCG, which has no such fault).
+ */
+static void test_rom_tables(const void *opaque)
+{
+    const char *accel = opaque;
+    bool kvm = g_str_equal(accel, "kvm");
+    int64_t before;
+    uint32_t status, done;
+    GuestVM *vm;
+
+    if (!accel_ok(accel)) {
+        return;
+    }
+    vm = start_l1(accel, NULL, NPT_SC_ROM_TABLES);
+    guest_vm_request(vm, MB_NPT_ROUNDS, ROM_ROUNDS);
+    before = kvm_vcpu_stat(vm->qts, "pf_emulate");
+    guest_vm_resume(vm);
+    if (!guest_vm_wait_done(vm, 20000)) {
+        struct utsname u;
+
+        done = qtest_readl(vm->qts, MB(MB_NPT_ROUNDS_DONE));
+        uname(&u);
+        g_test_message("Linux %s: L1 made no progress on page tables in "
+                       "ROM (%u of %d rounds, pf_emulate %+" PRId64 ")",
+                       u.release, done, ROM_ROUNDS,
+                       kvm_vcpu_stat(vm->qts, "pf_emulate") - before);
+        /* Only a kernel without 2fb2b7877b3a may leave L1 stuck. */
+        g_assert_true(kvm && kernel_before(6, 12));
+        g_assert_cmpuint(done, ==, 0);
+        /* QEMU is not stuck with it: the VM stops on request. */
+        qtest_qmp_assert_success(vm->qts, "{ 'execute': 'stop' }");
+        guest_vm_free(vm);
+        return;
+    }
+    status = qtest_readl(vm->qts, MB(MB_NPT_STATUS));
+    if (status == NPT_NO_1G) {
+        g_test_skip("the vCPU has no 1 GiB pages (CPUID 0x80000001:EDX "
+                    "bit 26)");
+        guest_vm_free(vm);
+        return;
+    }
+    g_assert_cmphex(status, ==, NPT_PASS);
+    g_assert_cmpuint(qtest_readl(vm->qts, MB(MB_NPT_ROUNDS_DONE)), ==,
+                     ROM_ROUNDS);
+    if (kvm) {
+        g_test_message("KVM pf_emulate: %+" PRId64 " for L1 on page tables "
+                       "in ROM", kvm_vcpu_stat(vm->qts, "pf_emulate") -
+                       before);
+    }
+    guest_vm_free(vm);
+}
+
 /* --- one NPT entry changed --- */
 
 typedef struct FaultCase {
@@ -262,19 +347,13 @@ typedef struct FaultCase {
 #define WALK(x)     (NPF_GPT | PF_U | PF_W | (x))
 
 static const FaultCase fault_cases[] = {
-    /* Not present: U, plus W for a write; fetch reports ID with NXE. */
+    /* Not present: U, plus W for a write (fetches: fetch_causes). */
     { "not-present/read", DATA_GPA, 0, 1, NPT_ACCESS_READ, 0, PTE_P, 0,
       false, FINAL(0), DATA_GPA, DATA_GPA },
     { "not-present/write", DATA_GPA, 0, 1, NPT_ACCESS_WRITE, 0, PTE_P, 0,
       false, FINAL(PF_W), DATA_GPA, DATA_GPA },
-    { "not-present/fetch", DATA_GPA, 0, 1, NPT_ACCESS_FETCH, 0, PTE_P, 0,
-      false, FINAL(0), DATA_GPA, DATA_GPA },
-    { "not-present/fetch-nxe", DATA_GPA, 0, 1, NPT_ACCESS_FETCH, 0, PTE_P,
-      NPT_F_NXE, false, FINAL(PF_ID), DATA_GPA, DATA_GPA },
     { "not-present/pde", DATA_GPA, 0, 2, NPT_ACCESS_READ, 0, PTE_P, 0,
       false, FINAL(0), DATA_GPA, DATA_GPA },
-    { "not-present/pde-fetch-nxe", DATA_GPA, 0, 2, NPT_ACCESS_FETCH, 0,
-      PTE_P, NPT_F_NXE, false, FINAL(PF_ID), DATA_GPA, DATA_GPA },
     /* Read-only: a write faults, a read does not. */
     { "read-only/write", DATA_GPA, 0, 1, NPT_ACCESS_WRITE, 0, PTE_W, 0,
       false, FINAL(PF_P | PF_W), DATA_GPA, DATA_GPA },
@@ -287,33 +366,18 @@ static const FaultCase fault_cases[] = {
       false, FINAL(PF_P), DATA_GPA, DATA_GPA },
     { "supervisor/pde", DATA_GPA, 0, 2, NPT_ACCESS_READ, 0, PTE_U, 0,
       false, FINAL(PF_P), DATA_GPA, DATA_GPA },
-    /* NX: a fetch faults with L1's EFER.NXE; without it NX is reserved. */
-    { "nx/fetch-nxe", DATA_GPA, 0, 1, NPT_ACCESS_FETCH, PTE_NX, 0,
-      NPT_F_NXE, false, FINAL(PF_P | PF_ID), DATA_GPA, DATA_GPA },
+    /* NX: a read goes through; without L1's EFER.NXE NX is reserved. */
     { "nx/read-nxe", DATA_GPA, 0, 1, NPT_ACCESS_READ, PTE_NX, 0, NPT_F_NXE,
       true },
-    { "nx/fetch-no-nxe", DATA_GPA, 0, 1, NPT_ACCESS_FETCH, PTE_NX, 0, 0,
-      false, FINAL(PF_P | PF_RSV), DATA_GPA, DATA_GPA },
     { "nx/read-no-nxe", DATA_GPA, 0, 1, NPT_ACCESS_READ, PTE_NX, 0, 0,
       false, FINAL(PF_P | PF_RSV), DATA_GPA, DATA_GPA },
-    { "nx/pde-fetch-nxe", DATA_GPA, 0, 2, NPT_ACCESS_FETCH, PTE_NX, 0,
-      NPT_F_NXE, false, FINAL(PF_P | PF_ID), DATA_GPA, DATA_GPA },
     /* Reserved bits: P is set (the entry is present), and RSV. */
     { "reserved/pte-maxphyaddr", DATA_GPA, 0, 1, NPT_ACCESS_READ,
       PTE_BIT51, 0, 0, false, FINAL(PF_P | PF_RSV), DATA_GPA, DATA_GPA },
-    { "reserved/pte-fetch-nxe", DATA_GPA, 0, 1, NPT_ACCESS_FETCH,
-      PTE_BIT51, 0, NPT_F_NXE, false, FINAL(PF_P | PF_RSV | PF_ID),
-      DATA_GPA, DATA_GPA },
     { "reserved/pde-maxphyaddr", DATA_GPA, 0, 2, NPT_ACCESS_READ,
       PTE_BIT51, 0, 0, false, FINAL(PF_P | PF_RSV), DATA_GPA, DATA_GPA },
     { "reserved/pde-2m-bit13", DATA_2M_GPA, 0, 2, NPT_ACCESS_READ,
       PTE_BIT13, 0, 0, false, FINAL(PF_P | PF_RSV), DATA_2M_GPA, DATA_2M_GPA },
-    { "reserved/pde-fetch-nxe", DATA_GPA, 0, 2, NPT_ACCESS_FETCH,
-      PTE_BIT51, 0, NPT_F_NXE, false, FINAL(PF_P | PF_RSV | PF_ID),
-      DATA_GPA, DATA_GPA },
-    { "reserved/pde-2m-fetch-nxe", DATA_2M_GPA, 0, 2, NPT_ACCESS_FETCH,
-      PTE_BIT13, 0, NPT_F_NXE, false, FINAL(PF_P | PF_RSV | PF_ID),
-      DATA_2M_GPA, DATA_2M_GPA },
     /*
      * The PDPE for GPA 0-1 GiB also maps L2's stack and command block:
      * L2's first access through it faults, whichever that is.
@@ -352,15 +416,74 @@ static const FaultCase fault_cases[] = {
       PTE_BIT8, 0, 0, true },
 };
 
+/*
+ * L2 fetches through a faulting NPT entry.  EXITINFO1 has I/D when L1,
+ * whose EFER and CR4 at VMRUN the nested walk uses, runs with EFER.NXE
+ * or CR4.SMEP, as for the I/D bit of a #PF error code (KVM: the NPT MMU
+ * is made from vmcb01's CR4 and EFER, FNAME(walk_addr_generic) sets
+ * PFERR_FETCH_MASK with is_efer_nx() or is_cr4_smep(); kvm-unit-tests
+ * svm_npt expects the same).  An NPF during L2's own page walk is a data
+ * access: no I/D.  Each cause runs under the four combinations.
+ */
+typedef struct FetchCause {
+    const char *name;
+    uint32_t gpa;               /* the entry is on the way to this GPA */
+    int level;
+    uint64_t set, clear;
+    uint64_t info1, info1_no_nxe; /* EXITINFO1 without I/D */
+} FetchCause;
+
+static const FetchCause fetch_causes[] = {
+    { "not-present", DATA_GPA, 1, 0, PTE_P, FINAL(0), FINAL(0) },
+    { "not-present-pde", DATA_GPA, 2, 0, PTE_P, FINAL(0), FINAL(0) },
+    { "reserved", DATA_GPA, 1, PTE_BIT51, 0, FINAL(PF_P | PF_RSV),
+      FINAL(PF_P | PF_RSV) },
+    { "reserved-2m", DATA_2M_GPA, 2, PTE_BIT13, 0, FINAL(PF_P | PF_RSV),
+      FINAL(PF_P | PF_RSV) },
+    /* Without EFER.NXE, NX is a reserved bit, at every level. */
+    { "nx", DATA_GPA, 1, PTE_NX, 0, FINAL(PF_P), FINAL(PF_P | PF_RSV) },
+    { "nx-pde", DATA_GPA, 2, PTE_NX, 0, FINAL(PF_P), FINAL(PF_P | PF_RSV) },
+    /* The entry that maps L2's page-table page: the walk faults. */
+    { "walk", L2_CR3, 1, 0, PTE_P, WALK(0), WALK(0) },
+};
+
+static const struct {
+    const char *name;
+    uint32_t flags;
+} fetch_modes[] = {
+    { "plain", 0 },
+    { "nxe", NPT_F_NXE },
+    { "smep", NPT_F_SMEP },
+    { "nxe-smep", NPT_F_NXE | NPT_F_SMEP },
+};
+
+/* The FaultCase of @cause under L1 flags @flags. */
+static FaultCase fetch_case(const FetchCause *cause, uint32_t flags)
+{
+    bool walk = cause->gpa == L2_CR3;
+    FaultCase c = {
+        .gpa = cause->gpa, .l2_addr = walk ? DATA_GPA : 0,
+        .level = cause->level, .access = NPT_ACCESS_FETCH,
+        .set = cause->set, .clear = cause->clear, .flags = flags,
+        .info1 = flags & NPT_F_NXE ? cause->info1 : cause->info1_no_nxe,
+        .info2_lo = cause->gpa, .info2_hi = cause->gpa,
+    };
+
+    if (!walk && (flags & (NPT_F_NXE | NPT_F_SMEP))) {
+        c.info1 |= PF_ID;
+    }
+    return c;
+}
+
 typedef struct FaultRun {
     const char *accel;
-    const FaultCase *c;
+    FaultCase c;
 } FaultRun;
 
 static void test_fault(const void *opaque)
 {
     const FaultRun *r = opaque;
-    const FaultCase *c = r->c;
+    const FaultCase *c = &r->c;
     uint32_t last;
     GuestVM *vm;
 
@@ -375,7 +498,14 @@ static void test_fault(const void *opaque)
     guest_vm_request(vm, MB_NPT_FLAGS, c->flags);
     request64(vm, MB_NPT_SET, c->set);
     request64(vm, MB_NPT_CLEAR, c->clear);
-    run_l1(vm);
+    guest_vm_resume(vm);
+    g_assert_true(guest_vm_wait_done(vm, 30000));
+    if (qtest_readl(vm->qts, MB(MB_NPT_STATUS)) == NPT_NO_SMEP) {
+        g_test_skip("the vCPU has no SMEP (CPUID 7.0:EBX bit 7)");
+        guest_vm_free(vm);
+        return;
+    }
+    g_assert_cmphex(qtest_readl(vm->qts, MB(MB_NPT_STATUS)), ==, NPT_PASS);
 
     if (c->no_fault) {
         g_assert_cmphex(exit_field(vm, 0, NPT_EXIT_CODE), ==, EXIT_VMMCALL);
@@ -515,6 +645,17 @@ static void test_skip(const void *opaque)
     g_test_skip(opaque);
 }
 
+static void add_fault(const char *ac, const char *name, const FaultCase *c)
+{
+    FaultRun *r = g_new0(FaultRun, 1);
+    g_autofree char *p = g_strdup_printf("/x86/nested-npt/%s/fault/%s", ac,
+                                         name);
+
+    r->accel = ac;
+    r->c = *c;
+    qtest_add_data_func_full(p, r, test_fault, g_free);
+}
+
 static void add_accel(const char *ac)
 {
     static const struct {
@@ -524,6 +665,7 @@ static void add_accel(const char *ac)
         { "shared-tables", test_shared_tables },
         { "accessed-dirty", test_accessed_dirty },
         { "no-ram", test_no_ram },
+        { "rom-tables", test_rom_tables },
         { "lost-ram", test_lost_ram },
     };
 
@@ -534,14 +676,17 @@ static void add_accel(const char *ac)
         qtest_add_data_func(p, ac, simple[i].fn);
     }
     for (int i = 0; i < ARRAY_SIZE(fault_cases); i++) {
-        FaultRun *r = g_new0(FaultRun, 1);
-        g_autofree char *p = NULL;
+        add_fault(ac, fault_cases[i].name, &fault_cases[i]);
+    }
+    for (int i = 0; i < ARRAY_SIZE(fetch_causes); i++) {
+        for (int m = 0; m < ARRAY_SIZE(fetch_modes); m++) {
+            g_autofree char *name = g_strdup_printf("fetch/%s/%s",
+                                                    fetch_causes[i].name,
+                                                    fetch_modes[m].name);
+            FaultCase c = fetch_case(&fetch_causes[i], fetch_modes[m].flags);
 
-        r->accel = ac;
-        r->c = &fault_cases[i];
-        p = g_strdup_printf("/x86/nested-npt/%s/fault/%s", ac,
-                            fault_cases[i].name);
-        qtest_add_data_func_full(p, r, test_fault, g_free);
+            add_fault(ac, name, &c);
+        }
     }
 }
 

@@ -138,17 +138,21 @@
 #define NPT_SC_FAULT            2       /* one NPT entry changed */
 #define NPT_SC_AD               3       /* accessed/dirty bits */
 #define NPT_SC_REMAP            4       /* an L2 page elsewhere in L1 */
+#define NPT_SC_ROM_TABLES       5       /* L1 on page tables in its ROM */
 
 #define NPT_ACCESS_READ         1
 #define NPT_ACCESS_WRITE        2
 #define NPT_ACCESS_FETCH        3
 
 #define NPT_F_NXE               1       /* L1 runs with EFER.NXE */
+#define NPT_F_SMEP              2       /* L1 runs with CR4.SMEP */
 
 #define NPT_PASS                0x53534150  /* "PASS" */
 #define NPT_FAIL                0x4c494146  /* "FAIL" */
 #define NPT_NO_SVM              0x4d56534e  /* "NSVM": no CPUID SVM */
 #define NPT_NO_NPT              0x54504e4e  /* "NNPT": no CPUID NPT */
+#define NPT_NO_SMEP             0x504d534e  /* "NSMP": no CPUID SMEP */
+#define NPT_NO_1G               0x4247314e  /* "N1GB": no 1 GiB pages */
 
 /*
  * Page-table entry bits (long mode; the nested tables have the same

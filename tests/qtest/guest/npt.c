@@ -24,6 +24,7 @@
 #define MSR_VM_HSAVE_PA 0xc0010117
 #define EFER_NXE        (1u << 11)
 #define EFER_SVME       (1u << 12)
+#define CR4_SMEP        (1u << 20)
 
 /* VMCB control area */
 #define VMCB_INTERCEPT3 0x00c           /* u32: bit 31 SHUTDOWN */
@@ -173,6 +174,38 @@ static inline uint64_t read_cr(int n)
         break;
     }
     return v;
+}
+
+static inline void write_cr(int n, uint64_t v)
+{
+    switch (n) {
+    case 3:
+        asm volatile("mov %0, %%cr3" : : "r"(v) : "memory");
+        break;
+    case 4:
+        asm volatile("mov %0, %%cr4" : : "r"(v) : "memory");
+        break;
+    }
+}
+
+/*
+ * CR4.SMEP for L1, and so for the nested walk (the host state at VMRUN).
+ * Every page of the guest's own tables is a user page (entry.S), which
+ * SMEP would forbid L1 to execute: the PML4E takes U away meanwhile.
+ */
+static void l1_smep(int on)
+{
+    uint64_t *pml4e = ram64(GUEST_PT_BASE);
+
+    if (on) {
+        *pml4e &= ~(uint64_t)PTE_U;
+        write_cr(3, read_cr(3));
+        write_cr(4, read_cr(4) | CR4_SMEP);
+    } else {
+        write_cr(4, read_cr(4) & ~(uint64_t)CR4_SMEP);
+        *pml4e |= PTE_U;
+        write_cr(3, read_cr(3));
+    }
 }
 
 /* --- L2 --- */
@@ -471,7 +504,7 @@ static void scenario_rounds(void)
  * page tables are at GUEST_NPT_L2_GPA) and record the exit; then put
  * the entry back and resume L2 where it stopped, which must complete.
  * MB_NPT_FLAGS: NPT_F_NXE runs L1 (and so the nested walk) with
- * EFER.NXE set.
+ * EFER.NXE set, NPT_F_SMEP with CR4.SMEP set (L2 runs without SMEP).
  */
 static void scenario_fault(void)
 {
@@ -480,15 +513,28 @@ static void scenario_fault(void)
     int level = *mb32(MB_NPT_LEVEL);
     uint32_t access = *mb32(MB_NPT_ACCESS);
     uint64_t efer = rdmsr(MSR_EFER) & ~(uint64_t)EFER_NXE;
+    int smep = !!(*mb32(MB_NPT_FLAGS) & NPT_F_SMEP);
     uint64_t entry_pa, old;
     uint32_t n = 0;
+    uint32_t a, b, c, d;
 
+    if (smep) {
+        cpuid(7, &a, &b, &c, &d);
+        if (!(b & (1u << 7))) {
+            *mb32(MB_NPT_STATUS) = NPT_NO_SMEP;
+            return;
+        }
+    }
     if (*mb32(MB_NPT_FLAGS) & NPT_F_NXE) {
         efer |= EFER_NXE;
     }
     wrmsr(MSR_EFER, efer);
     build_npt(0);
     build_vmcb(build_l2_tables(0), efer);
+    if (smep) {
+        /* After build_vmcb(), which gives L2 L1's CR4. */
+        l1_smep(1);
+    }
     *ram8(l2_addr) = 0xc3;                      /* ret, for L2_FETCH */
     entry_pa = npt_entry_pa(gpa, level);
     old = *ram64(entry_pa);
@@ -505,6 +551,9 @@ static void scenario_fault(void)
             record_exit(n++);
         }
         record_exit(n++);
+    }
+    if (smep) {
+        l1_smep(0);
     }
     *mb32(MB_NPT_L2_DONE) = *ram32(L2_CMD_PA + L2_DONE);
     *mb64(MB_NPT_RESULT) = *ram64(L2_CMD_PA + L2_RESULT);
@@ -573,6 +622,48 @@ static void scenario_remap(void)
     *mb32(MB_NPT_STATUS) = NPT_PASS;
 }
 
+/*
+ * Page tables in the ROM (the image is the -bios ROM): the low 4 GiB
+ * identity-mapped by 1 GiB pages, accessed and dirty bits set, so that
+ * a walk has nothing to write.
+ */
+#define ROM_PTE_1G      0xe7    /* P, W, U, A, D, PS */
+#define ROM_PTE_TABLE   0x27    /* P, W, U, A */
+
+static const uint64_t rom_pdpt[512] __attribute__((aligned(4096))) = {
+    0x00000000ull | ROM_PTE_1G, 0x40000000ull | ROM_PTE_1G,
+    0x80000000ull | ROM_PTE_1G, 0xc0000000ull | ROM_PTE_1G,
+};
+static const uint64_t rom_pml4[512] __attribute__((aligned(4096))) = {
+    (uint64_t)(uintptr_t)rom_pdpt + ROM_PTE_TABLE,
+};
+
+/*
+ * NPT_SC_ROM_TABLES: L1 switches CR3 to page tables in its ROM, counts
+ * MB_NPT_ROUNDS_DONE up to MB_NPT_ROUNDS and switches back.  On a host
+ * with nested paging its walks of those tables meet a read-only mapping:
+ * the walk accesses them as a write, and the host's nested tables map
+ * ROM read-only.  No L2 is involved.
+ */
+static void scenario_rom_tables(void)
+{
+    uint32_t rounds = *mb32(MB_NPT_ROUNDS);
+    uint64_t cr3 = read_cr(3);
+    uint32_t a, b, c, d;
+
+    cpuid(0x80000001, &a, &b, &c, &d);
+    if (!(d & (1u << 26))) {
+        *mb32(MB_NPT_STATUS) = NPT_NO_1G;
+        return;
+    }
+    write_cr(3, (uint64_t)(uintptr_t)rom_pml4);
+    for (uint32_t i = 1; i <= rounds; i++) {
+        *mb32(MB_NPT_ROUNDS_DONE) = i;
+    }
+    write_cr(3, cr3);
+    *mb32(MB_NPT_STATUS) = NPT_PASS;
+}
+
 /* Called from entry.S (op64), which has no C prototypes. */
 void npt_main(void)
 {
@@ -604,6 +695,9 @@ void npt_main(void)
         break;
     case NPT_SC_REMAP:
         scenario_remap();
+        break;
+    case NPT_SC_ROM_TABLES:
+        scenario_rom_tables();
         break;
     default:
         *mb32(MB_NPT_STATUS) = NPT_FAIL;
