@@ -624,19 +624,20 @@ static void scenario_remap(void)
 
 /*
  * Page tables in the ROM (the image is the -bios ROM): the low 4 GiB
- * identity-mapped by 1 GiB pages, accessed and dirty bits set, so that
- * a walk has nothing to write.
+ * identity-mapped by 1 GiB pages (P, W, U, A, D, PS: 0xe7) under one
+ * PML4E (P, W, U, A: 0x27), accessed and dirty bits set so that a walk
+ * has nothing to write.  In assembly: the PML4E holds an address.
  */
-#define ROM_PTE_1G      0xe7    /* P, W, U, A, D, PS */
-#define ROM_PTE_TABLE   0x27    /* P, W, U, A */
-
-static const uint64_t rom_pdpt[512] __attribute__((aligned(4096))) = {
-    0x00000000ull | ROM_PTE_1G, 0x40000000ull | ROM_PTE_1G,
-    0x80000000ull | ROM_PTE_1G, 0xc0000000ull | ROM_PTE_1G,
-};
-static const uint64_t rom_pml4[512] __attribute__((aligned(4096))) = {
-    (uint64_t)(uintptr_t)rom_pdpt + ROM_PTE_TABLE,
-};
+asm(".pushsection .rodata.rom_tables, \"a\"\n"
+    ".balign 4096\n"
+    "rom_pml4:\n"
+    "    .quad rom_pdpt + 0x27\n"
+    "    .fill 511, 8, 0\n"
+    "rom_pdpt:\n"
+    "    .quad 0x000000e7, 0x400000e7, 0x800000e7, 0xc00000e7\n"
+    "    .fill 508, 8, 0\n"
+    ".popsection");
+extern const uint64_t rom_pml4[512];
 
 /*
  * NPT_SC_ROM_TABLES: L1 switches CR3 to page tables in its ROM, counts
