@@ -637,7 +637,6 @@ asm(".pushsection .rodata.rom_tables, \"a\"\n"
     "    .quad 0x000000e7, 0x400000e7, 0x800000e7, 0xc00000e7\n"
     "    .fill 508, 8, 0\n"
     ".popsection");
-extern const uint64_t rom_pml4[512];
 
 /*
  * NPT_SC_ROM_TABLES: L1 switches CR3 to page tables in its ROM, counts
@@ -649,7 +648,7 @@ extern const uint64_t rom_pml4[512];
 static void scenario_rom_tables(void)
 {
     uint32_t rounds = *mb32(MB_NPT_ROUNDS);
-    uint64_t cr3 = read_cr(3);
+    uint64_t cr3 = read_cr(3), rom_cr3;
     uint32_t a, b, c, d;
 
     cpuid(0x80000001, &a, &b, &c, &d);
@@ -657,7 +656,8 @@ static void scenario_rom_tables(void)
         *mb32(MB_NPT_STATUS) = NPT_NO_1G;
         return;
     }
-    write_cr(3, (uint64_t)(uintptr_t)rom_pml4);
+    asm("lea rom_pml4(%%rip), %0" : "=r"(rom_cr3));
+    write_cr(3, rom_cr3);
     for (uint32_t i = 1; i <= rounds; i++) {
         *mb32(MB_NPT_ROUNDS_DONE) = i;
     }
