@@ -90,12 +90,13 @@
 /* CPUID 0x40000001 EAX: KVM_FEATURE_HC_MAP_GPA_RANGE, the hypercall exists */
 #define GUEST_KVM_FEATURE_MAP_GPA 16
 /*
- * This project's PVM-backed KVM does not exit to userspace on VMCALL.  The
- * test-only kernel-contract layer (tests/qtest/kvm-contract) then sets
- * this bit of CPUID 0x40000001 EDX, and the guest traps its hypercalls
- * with an OUTL to GUEST_CONTRACT_HC_PORT instead, which the layer turns
- * into the KVM_EXIT_HYPERCALL a real kernel would produce.  No real
- * kernel sets the bit.
+ * A KVM without KVM_X86_SW_PROTECTED_VM need not exit to userspace on
+ * VMCALL (PVM, a paravirtual KVM, never does), so the test-only
+ * kernel-contract layer (tests/qtest/kvm-contract) sets this bit of CPUID
+ * 0x40000001 EDX, and the guest traps its hypercalls with an OUTL to
+ * GUEST_CONTRACT_HC_PORT instead, which the layer turns into the
+ * KVM_EXIT_HYPERCALL a real kernel would produce.  No real kernel sets
+ * the bit.
  */
 #define GUEST_CONTRACT_HC_BIT   30
 #define GUEST_CONTRACT_HC_PORT  0xe4    /* OUTL imm8: RDX keeps its value */
