@@ -39,17 +39,25 @@ limited() {
     fi
     return $rc
 }
+
+# print_time T0 T1: the TCG time inside the box between two
+# ${EPOCHREALTIME/./} readings, for finding slow cases, not a result.
+print_time() {
+    local t=$((($2 - $1) / 100000))
+    echo "# time $((t / 10)).$((t % 10)) s"
+}
+
 echo "# kernel $(uname -r), $(grep -c ^processor /proc/cpuinfo) vCPUs"
 default_qemu=$QTEST_QEMU_BINARY
 # run_tap SCRIPT ARG: a TAP script's lines, renumbered into ours
 run_tap() {
     local name line rc t0 t1 out
     name=$(basename "$(dirname "$1")")
-    t0=$(date +%s.%N)
+    t0=${EPOCHREALTIME/./}
     limited 900 "$1" ${2:+"$2"}
     rc=$?
-    out=$(cat "$caseout")
-    t1=$(date +%s.%N)
+    out=$(<"$caseout")
+    t1=${EPOCHREALTIME/./}
     while IFS= read -r line; do
         case "$line" in
         "ok "*|"not ok "*)
@@ -79,7 +87,7 @@ run_tap() {
         tail -n 25 "$log" | sed 's/^/# /'
         failed=1
     fi
-    echo "# time $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
+    print_time "$t0" "$t1"
 }
 
 for spec in "$@"; do
@@ -150,9 +158,7 @@ for spec in "$@"; do
         esac
         # What the case reports (g_test_message), such as counts.
         printf '%s' "$msgs"
-        # TCG time inside the box: for finding slow cases, not a result.
-        t=$(((t1 - t0) / 100000))
-        echo "# time $((t / 10)).$((t % 10)) s"
+        print_time "$t0" "$t1"
         if [ $rc -ne 0 ] || [ "${line#not ok}" != "$line" ]; then
             { grep '^Bail out\|^#.*\(ERROR\|assert\)' <<<"$out"; tail -n 25 "$log"; } |
                 sed 's/^/# /'

@@ -157,6 +157,25 @@ static void run_l1_within(GuestVM *vm, unsigned timeout_ms)
     g_assert_cmphex(qtest_readl(vm->qts, MB(MB_NPT_STATUS)), ==, NPT_PASS);
 }
 
+/*
+ * run_l1_within(), for a scenario that needs a CPU feature: when L1
+ * reports status @missing, the case is skipped with @why, @vm freed and
+ * false returned.
+ */
+static bool run_l1_needing(GuestVM *vm, unsigned timeout_ms,
+                           uint32_t missing, const char *why)
+{
+    guest_vm_resume(vm);
+    g_assert_true(guest_vm_wait_done(vm, timeout_ms));
+    if (qtest_readl(vm->qts, MB(MB_NPT_STATUS)) == missing) {
+        g_test_skip(why);
+        guest_vm_free(vm);
+        return false;
+    }
+    g_assert_cmphex(qtest_readl(vm->qts, MB(MB_NPT_STATUS)), ==, NPT_PASS);
+    return true;
+}
+
 static void run_l1(GuestVM *vm)
 {
     run_l1_within(vm, 30000);
@@ -268,7 +287,6 @@ static void test_rom_tables(const void *opaque)
 {
     const char *accel = opaque;
     int64_t before;
-    uint32_t status;
     GuestVM *vm;
 
     if (!accel_ok(accel)) {
@@ -277,16 +295,10 @@ static void test_rom_tables(const void *opaque)
     vm = start_l1(accel, NULL, NPT_SC_ROM_TABLES);
     guest_vm_request(vm, MB_NPT_ROUNDS, ROM_ROUNDS);
     before = kvm_vcpu_stat(vm->qts, "pf_emulate");
-    guest_vm_resume(vm);
-    g_assert_true(guest_vm_wait_done(vm, 20000));
-    status = qtest_readl(vm->qts, MB(MB_NPT_STATUS));
-    if (status == NPT_NO_1G) {
-        g_test_skip("the vCPU has no 1 GiB pages (CPUID 0x80000001:EDX "
-                    "bit 26)");
-        guest_vm_free(vm);
+    if (!run_l1_needing(vm, 20000, NPT_NO_1G, "the vCPU has no 1 GiB "
+                        "pages (CPUID 0x80000001:EDX bit 26)")) {
         return;
     }
-    g_assert_cmphex(status, ==, NPT_PASS);
     g_assert_cmpuint(qtest_readl(vm->qts, MB(MB_NPT_ROUNDS_DONE)), ==,
                      ROM_ROUNDS);
     if (g_str_equal(accel, "kvm")) {
@@ -467,14 +479,10 @@ static void test_fault(const void *opaque)
     guest_vm_request(vm, MB_NPT_FLAGS, c->flags);
     request64(vm, MB_NPT_SET, c->set);
     request64(vm, MB_NPT_CLEAR, c->clear);
-    guest_vm_resume(vm);
-    g_assert_true(guest_vm_wait_done(vm, 30000));
-    if (qtest_readl(vm->qts, MB(MB_NPT_STATUS)) == NPT_NO_SMEP) {
-        g_test_skip("the vCPU has no SMEP (CPUID 7.0:EBX bit 7)");
-        guest_vm_free(vm);
+    if (!run_l1_needing(vm, 30000, NPT_NO_SMEP,
+                        "the vCPU has no SMEP (CPUID 7.0:EBX bit 7)")) {
         return;
     }
-    g_assert_cmphex(qtest_readl(vm->qts, MB(MB_NPT_STATUS)), ==, NPT_PASS);
 
     if (c->no_fault) {
         g_assert_cmphex(exit_field(vm, 0, NPT_EXIT_CODE), ==, EXIT_VMMCALL);
