@@ -852,21 +852,18 @@ static void test_rom_write_served(const void *opaque)
     guest_vm_free(vm);
 }
 
-/* The backing-file watch stops the VM before the guest touches anything. */
-static void test_backing_watch(const void *opaque)
+/*
+ * The backing-file watch stops the VM before the guest touches anything:
+ * under -accel @accel_args, which leaves @accel running.
+ */
+static void backing_watch_stops(const char *accel_args, const char *accel)
 {
-    const char *accel = opaque;
     g_autofree char *ram_path = g_build_filename(work_dir, "ram-w", NULL);
     g_autofree char *memory = NULL;
-    GuestVMConfig cfg = { .accel = accel };
-    const char *reason;
+    GuestVMConfig cfg = { .accel = accel_args };
     QDict *ev, *data;
     GuestVM *vm;
 
-    if (!guest_accel_usable(accel, &reason)) {
-        g_test_skip(reason);
-        return;
-    }
     memory = g_strdup_printf("memory-backend-file,id=ram0,size=%d,"
                              "mem-path=%s,share=on", RAM_SIZE, ram_path);
     cfg.memory = memory;
@@ -878,6 +875,7 @@ static void test_backing_watch(const void *opaque)
     ev = guest_qmp_wait_event(vm->qts, "GUEST_MEMORY_FAULT", 10000);
     g_assert_nonnull(ev);
     data = qdict_get_qdict(ev, "data");
+    g_assert_cmpstr(qdict_get_str(data, "accel"), ==, accel);
     g_assert_cmpstr(qdict_get_str(data, "path"), ==, "backing-watch");
     g_assert_cmpstr(qdict_get_str(data, "access"), ==, "unknown");
     g_assert_cmphex(qdict_get_uint(data, "gpa"), ==, 0x100000);
@@ -890,6 +888,33 @@ static void test_backing_watch(const void *opaque)
     guest_vm_assert_internal_error(vm->qts);
     guest_vm_free(vm);
     unlink(ram_path);
+}
+
+static void test_backing_watch(const void *opaque)
+{
+    const char *accel = opaque;
+    const char *reason;
+
+    if (!guest_accel_usable(accel, &reason)) {
+        g_test_skip(reason);
+        return;
+    }
+    backing_watch_stops(accel, accel);
+}
+
+/*
+ * "-accel kvm -accel tcg" on a host without KVM (its device node
+ * missing): QEMU falls back to TCG and the watch works there.
+ */
+static void test_backing_watch_fallback(void)
+{
+    const char *reason;
+
+    if (!guest_accel_usable("tcg", &reason)) {
+        g_test_skip(reason);
+        return;
+    }
+    backing_watch_stops("kvm,device=/nonexistent/kvm -accel tcg", "tcg");
 }
 
 /* backing-watch=off: truncation alone does not stop the VM. */
@@ -1147,6 +1172,8 @@ int main(int argc, char **argv)
                              accels[a]);
         qtest_add_data_func(p3, accels[a], test_backing_watch_off);
     }
+    qtest_add_func("/x86/memory-fault/fallback/backing-watch",
+                   test_backing_watch_fallback);
     qtest_add_func("/x86/memory-fault/backing-watch-property",
                    test_backing_watch_property);
     qtest_add_func("/x86/memory-fault/backing-watch-qom-set",

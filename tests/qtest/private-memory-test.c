@@ -18,6 +18,8 @@
  *   sources cited there); the test log says which.  The
  *   fault-injection cases always use the layer: no real kernel fails a
  *   guest_memfd page on demand.
+ * - Start-up errors, one case each, and "-accel kvm -accel tcg" falling
+ *   back to TCG where KVM is missing or refuses.
  */
 
 #include "qemu/osdep.h"
@@ -107,6 +109,24 @@ static bool str_has_line(const char *text, const char *line)
     g_autofree char *hay = g_strdup_printf("\n%s", text);
 
     return strstr(hay, needle) != NULL;
+}
+
+/* @err has lines ending in each of the NULL-terminated @lines, in order. */
+static void assert_lines_in_order(const char *err, const char *const *lines)
+{
+    const char *at = err;
+
+    for (int i = 0; lines[i]; i++) {
+        g_autofree char *needle = g_strdup_printf("%s\n", lines[i]);
+        const char *found = strstr(at, needle);
+
+        if (!found) {
+            g_test_message("stderr: %s", err);
+            g_test_message("missing, in order: \"%s\"", lines[i]);
+        }
+        g_assert_nonnull(found);
+        at = found + strlen(needle);
+    }
 }
 
 /* Run QEMU to a start-up error; return its stderr. */
@@ -626,42 +646,48 @@ static void test_gmem_ram_migrate_live(void)
     rmdir(dir);
 }
 
-static void test_gmem_ram_errors(void)
+/* Start-up errors of guest-memfd=on name what was wrong. */
+typedef struct GmemRamError {
+    const char *name, *size, *opts, *accel, *expect;
+} GmemRamError;
+
+static const GmemRamError gmem_ram_errors[] = {
+    { "share-off", "64M", ",share=off", "kvm",
+      "guest-memfd=on needs share=on" },
+    { "seal", "64M", ",seal=on", "kvm", "cannot be combined with seal=on" },
+    { "hugetlb", "64M", ",hugetlb=on", "kvm",
+      "cannot be combined with hugetlb=on" },
+    { "tcg", "64M", "", "tcg",
+      "guest-memfd=on needs the KVM accelerator (guest_memfd is a KVM "
+      "object), not tcg" },
+    /* Not the kernel's bare EINVAL. */
+    { "size", "67108865", "", "kvm",
+      "guest-memfd=on needs a size that is a multiple of the host page "
+      "size (0x1000 bytes); 0x4000001 is not" },
+};
+
+static void test_gmem_ram_error(const void *data)
 {
-    static const struct {
-        const char *size, *opts, *accel, *expect;
-    } cases[] = {
-        { "64M", ",share=off", "kvm", "guest-memfd=on needs share=on" },
-        { "64M", ",seal=on", "kvm", "cannot be combined with seal=on" },
-        { "64M", ",hugetlb=on", "kvm", "cannot be combined with hugetlb=on" },
-        { "64M", "", "tcg", "guest-memfd=on needs the KVM accelerator" },
-        /* Not the kernel's bare EINVAL. */
-        { "67108865", "", "kvm", "guest-memfd=on needs a size that is a "
-          "multiple of the host page size (0x1000 bytes); 0x4000001 is "
-          "not" },
-    };
+    const GmemRamError *c = data;
+    g_autofree char *args = g_strdup_printf(
+        "-object memory-backend-memfd,id=ram0,size=%s,guest-memfd=on%s "
+        "-machine memory-backend=ram0", c->size, c->opts);
+    g_autofree char *err = NULL;
     const char *reason;
 
-    if (!guest_accel_usable("kvm", &reason)) {
+    if (!guest_accel_usable(c->accel, &reason)) {
         g_test_skip(reason);
         return;
     }
-    for (int i = 0; i < ARRAY_SIZE(cases); i++) {
-        g_autofree char *args = g_strdup_printf(
-            "-object memory-backend-memfd,id=ram0,size=%s,"
-            "guest-memfd=on%s -machine memory-backend=ram0", cases[i].size,
-            cases[i].opts);
-        g_autofree char *err = NULL;
-
-        if (strstr(cases[i].opts, "hugetlb") &&
-            !g_file_test("/sys/kernel/mm/hugepages", G_FILE_TEST_IS_DIR)) {
-            continue;
-        }
-        err = startup_error(cases[i].accel, args, NULL);
-        g_test_message("%s -> %s", cases[i].opts, err);
-        g_assert_nonnull(strstr(err, "memory backend 'ram0': "));
-        g_assert_nonnull(strstr(err, cases[i].expect));
+    if (strstr(c->opts, "hugetlb") &&
+        !g_file_test("/sys/kernel/mm/hugepages", G_FILE_TEST_IS_DIR)) {
+        g_test_skip("no hugetlb pages on this host");
+        return;
     }
+    err = startup_error(c->accel, args, NULL);
+    g_test_message("%s -> %s", c->opts, err);
+    g_assert_nonnull(strstr(err, "memory backend 'ram0': "));
+    g_assert_nonnull(strstr(err, c->expect));
 }
 
 /*
@@ -883,58 +909,95 @@ static void test_swp_initial_layout(void)
 
 /*
  * A kernel that offers the VM type but lacks a capability it needs (the
- * contract layer's model, with the capability hidden): one line that
- * names it, exit status 1, and no "failed to initialize kvm: <errno>"
- * after it.
+ * contract layer's model, with the capability hidden): a line that names
+ * it, and with "-accel kvm -accel tcg" the next accelerator is tried.
  */
-static void test_swp_missing_cap(void)
+typedef struct SwpMissingCap {
+    const char *name;
+    int cap;
+    const char *expect;
+} SwpMissingCap;
+
+static const SwpMissingCap swp_missing_caps[] = {
+    { "memory-attributes", KVM_CAP_MEMORY_ATTRIBUTES,
+      "sw-protected-vm: KVM has no private memory attribute "
+      "(KVM_CAP_MEMORY_ATTRIBUTES is 0x0)" },
+    { "guest-memfd", KVM_CAP_GUEST_MEMFD,
+      "sw-protected-vm: KVM does not support guest_memfd "
+      "(KVM_CAP_GUEST_MEMFD is 0)" },
+    { "exit-hypercall", KVM_CAP_EXIT_HYPERCALL,
+      "sw-protected-vm: KVM cannot pass the guest's KVM_HC_MAP_GPA_RANGE "
+      "hypercall to QEMU (KVM_CAP_EXIT_HYPERCALL)" },
+};
+
+static void test_swp_missing_cap(const void *data)
 {
-    static const struct {
-        int cap;
-        const char *expect;
-    } cases[] = {
-        { KVM_CAP_MEMORY_ATTRIBUTES, "sw-protected-vm: KVM has no private "
-          "memory attribute (KVM_CAP_MEMORY_ATTRIBUTES is 0x0)" },
-        { KVM_CAP_GUEST_MEMFD, "sw-protected-vm: KVM does not support "
-          "guest_memfd (KVM_CAP_GUEST_MEMFD is 0)" },
-        { KVM_CAP_EXIT_HYPERCALL, "sw-protected-vm: KVM cannot pass the "
-          "guest's KVM_HC_MAP_GPA_RANGE hypercall to QEMU "
-          "(KVM_CAP_EXIT_HYPERCALL)" },
+    const SwpMissingCap *c = data;
+    g_autofree char *env = g_strdup_printf(
+        "LD_PRELOAD=%s QKM_KVM_MODEL=sw-protected-vm QKM_KVM_HIDE_CAP=%d",
+        KVM_CONTRACT_LIB, c->cap);
+    g_autofree char *reason_line = g_strdup_printf("-accel kvm: %s",
+                                                   c->expect);
+    const char *const lines[] = {
+        reason_line,
+        "failed to initialize kvm: Operation not supported",
+        "falling back to tcg",
+        "accelerator does not support confidential guest sw-protected-vm",
+        NULL
     };
+    g_autofree char *err = NULL;
     const char *reason;
 
-    if (!guest_accel_usable("kvm", &reason)) {
+    if (!guest_accel_usable("kvm", &reason) ||
+        !guest_accel_usable("tcg", &reason)) {
         g_test_skip(reason);
         return;
     }
-    for (int i = 0; i < ARRAY_SIZE(cases); i++) {
-        g_autofree char *env = g_strdup_printf(
-            "LD_PRELOAD=%s QKM_KVM_MODEL=sw-protected-vm QKM_KVM_HIDE_CAP=%d",
-            KVM_CONTRACT_LIB, cases[i].cap);
-        g_autofree char *cmd = g_strdup_printf(
-            "env %s %s -accel kvm -machine q35,confidential-guest-support=p0 "
-            "-object sw-protected-vm,id=p0 -m 64M -nodefaults -display none "
-            "-S", env, qtest_qemu_binary(NULL));
-        g_autofree char *out = NULL;
-        g_autofree char *err = NULL;
-        g_autofree char *line = g_strdup_printf(": -accel kvm: %s\n",
-                                                cases[i].expect);
-        g_auto(GStrv) lines = NULL;
-        int status, n = 0;
+    err = startup_error("kvm -accel tcg", "-machine confidential-guest-"
+                        "support=p0 -object sw-protected-vm,id=p0", env);
+    g_test_message("capability %d hidden: %s", c->cap, err);
+    assert_lines_in_order(err, lines);
+}
 
-        g_assert_true(g_spawn_command_line_sync(cmd, &out, &err, &status,
-                                                NULL));
-        g_test_message("capability %d hidden: %s", cases[i].cap, err);
-        g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
-        g_assert_null(strstr(err, "failed to initialize"));
-        /* One error line (host CPUID warnings aside), the true one. */
-        lines = g_strsplit(err, "\n", -1);
-        for (int j = 0; lines[j]; j++) {
-            n += lines[j][0] && !strstr(lines[j], "warning:");
-        }
-        g_assert_cmpint(n, ==, 1);
-        g_assert_true(g_str_has_suffix(err, line));
+/*
+ * No KVM at all (its device node missing): "-accel kvm -accel tcg" falls
+ * back to TCG, which says why it cannot run what was asked.
+ */
+#define NO_KVM "kvm,device=/nonexistent/kvm -accel tcg"
+
+static void test_fallback(const char *args, const char *tcg_error)
+{
+    const char *const lines[] = {
+        "Could not access KVM kernel module: No such file or directory",
+        "failed to initialize kvm: No such file or directory",
+        "falling back to tcg",
+        tcg_error,
+        NULL
+    };
+    g_autofree char *err = NULL;
+    const char *reason;
+
+    if (!guest_accel_usable("tcg", &reason)) {
+        g_test_skip(reason);
+        return;
     }
+    err = startup_error(NO_KVM, args, NULL);
+    assert_lines_in_order(err, lines);
+}
+
+static void test_fallback_swp(void)
+{
+    test_fallback("-machine confidential-guest-support=p0 "
+                  "-object sw-protected-vm,id=p0",
+                  "accelerator does not support confidential guest "
+                  "sw-protected-vm");
+}
+
+static void test_fallback_gmem_ram(void)
+{
+    test_fallback("-object " GMEM_RAM " -machine memory-backend=ram0",
+                  "memory backend 'ram0': guest-memfd=on needs the KVM "
+                  "accelerator (guest_memfd is a KVM object), not tcg");
 }
 
 /*
@@ -1226,12 +1289,27 @@ static void test_swp_convert_back_and_fault_again(void)
     guest_vm_free(vm);
 }
 
+/*
+ * A KVM without the VM type: QEMU says what is missing, and with
+ * "-accel kvm -accel tcg" the next accelerator is tried (and refuses the
+ * confidential guest, which only KVM runs).
+ */
 static void test_swp_refused(void)
 {
+    static const char *const lines[] = {
+        "vm-type SW-protected not supported by KVM",
+        "KVM_CAP_VM_TYPES lacks KVM_X86_SW_PROTECTED_VM: it needs Linux 6.8 "
+        "or later built with CONFIG_KVM_SW_PROTECTED_VM, and the TDP MMU",
+        "failed to initialize kvm: Invalid argument",
+        "falling back to tcg",
+        "accelerator does not support confidential guest sw-protected-vm",
+        NULL
+    };
     g_autofree char *err = NULL;
     const char *reason;
 
-    if (!guest_accel_usable("kvm", &reason)) {
+    if (!guest_accel_usable("kvm", &reason) ||
+        !guest_accel_usable("tcg", &reason)) {
         g_test_skip(reason);
         return;
     }
@@ -1239,11 +1317,9 @@ static void test_swp_refused(void)
         g_test_skip("this kernel has KVM_X86_SW_PROTECTED_VM");
         return;
     }
-    err = startup_error("kvm", "-machine confidential-guest-support=p0 "
-                        "-object sw-protected-vm,id=p0", NULL);
-    g_assert_nonnull(strstr(err, "vm-type SW-protected not supported by "
-                            "KVM\nKVM_CAP_VM_TYPES lacks "
-                            "KVM_X86_SW_PROTECTED_VM"));
+    err = startup_error("kvm -accel tcg", "-machine confidential-guest-"
+                        "support=p0 -object sw-protected-vm,id=p0", NULL);
+    assert_lines_in_order(err, lines);
 }
 
 /* guest-memfd=on is refused by a VM whose private memory needs its own. */
@@ -1304,8 +1380,13 @@ int main(int argc, char **argv)
                    test_gmem_ram_cpr_transfer);
     qtest_add_func("/x86/private-memory/guest-memfd-ram/migrate-live",
                    test_gmem_ram_migrate_live);
-    qtest_add_func("/x86/private-memory/guest-memfd-ram/errors",
-                   test_gmem_ram_errors);
+    for (int i = 0; i < ARRAY_SIZE(gmem_ram_errors); i++) {
+        g_autofree char *path = g_strdup_printf(
+            "/x86/private-memory/guest-memfd-ram/errors/%s",
+            gmem_ram_errors[i].name);
+
+        qtest_add_data_func(path, &gmem_ram_errors[i], test_gmem_ram_error);
+    }
     qtest_add_func("/x86/private-memory/guest-memfd-ram/contract/old-kernel",
                    test_gmem_ram_old_kernel);
     qtest_add_func("/x86/private-memory/sw-protected-vm/contract/"
@@ -1315,8 +1396,17 @@ int main(int argc, char **argv)
                    test_swp_refused);
     qtest_add_func("/x86/private-memory/sw-protected-vm/initial-layout",
                    test_swp_initial_layout);
-    qtest_add_func("/x86/private-memory/sw-protected-vm/contract/missing-cap",
-                   test_swp_missing_cap);
+    for (int i = 0; i < ARRAY_SIZE(swp_missing_caps); i++) {
+        g_autofree char *path = g_strdup_printf(
+            "/x86/private-memory/sw-protected-vm/contract/missing-cap/%s",
+            swp_missing_caps[i].name);
+
+        qtest_add_data_func(path, &swp_missing_caps[i], test_swp_missing_cap);
+    }
+    qtest_add_func("/x86/private-memory/fallback/sw-protected-vm",
+                   test_fallback_swp);
+    qtest_add_func("/x86/private-memory/fallback/guest-memfd-ram",
+                   test_fallback_gmem_ram);
     qtest_add_func("/x86/private-memory/sw-protected-vm/firmware/far-jump",
                    test_swp_firmware_far_jump);
     qtest_add_func("/x86/private-memory/sw-protected-vm/firmware/seabios",

@@ -12,8 +12,8 @@
  * source_addr advance, nr_pages shrinks; source_addr 0 is not advanced),
  * -EINTR/-EBUSY/-EAGAIN, -EIO for a dead VM, -EPERM for a write-tracked
  * page, -EINVAL after finalize or for a range that is not private,
- * page-aligned sources (Linux 7.0), -EOPNOTSUPP for source_addr 0 on a
- * 7.0 kernel, and -EAGAIN with error_offset from ATTRIBUTES2.
+ * page-aligned sources (every TDX kernel), -EOPNOTSUPP for source_addr 0
+ * on a 7.0 kernel, and -EAGAIN with error_offset from ATTRIBUTES2.
  */
 
 #include "qemu/osdep.h"
@@ -364,8 +364,8 @@ static void test_unaligned_source(void)
     g_assert_cmpstr(error_get_pretty(err), ==,
                     "cannot populate TDVF section BFV (GPA 0xffc00000-"
                     "0xffc01fff, 2 pages, measured, flags 0x1): its data at "
-                    "offset 0x1200 of the TDVF image is not 4 KiB-aligned; "
-                    "Linux 7.0 and later refuse unaligned sources");
+                    "offset 0x1200 of the TDVF image is not 4 KiB-aligned, "
+                    "and KVM refuses unaligned sources");
     error_free(err);
     qemu_vfree(data);
 }

@@ -205,12 +205,12 @@ static int sw_protected_vm_kvm_init(ConfidentialGuestSupport *cgs,
     if (!(attrs & KVM_MEMORY_ATTRIBUTE_PRIVATE)) {
         error_setg(errp, "sw-protected-vm: KVM has no private memory "
                    "attribute (KVM_CAP_MEMORY_ATTRIBUTES is 0x%x)", attrs);
-        return -1;
+        return -ENOTSUP;
     }
     if (!kvm_vm_check_extension(s, KVM_CAP_GUEST_MEMFD)) {
         error_setg(errp, "sw-protected-vm: KVM does not support guest_memfd "
                    "(KVM_CAP_GUEST_MEMFD is 0)");
-        return -1;
+        return -ENOTSUP;
     }
     if (!(kvm_vm_check_extension(s, KVM_CAP_EXIT_HYPERCALL) &
           BIT_ULL(KVM_HC_MAP_GPA_RANGE)) ||
@@ -218,7 +218,7 @@ static int sw_protected_vm_kvm_init(ConfidentialGuestSupport *cgs,
         error_setg(errp, "sw-protected-vm: KVM cannot pass the guest's "
                    "KVM_HC_MAP_GPA_RANGE hypercall to QEMU "
                    "(KVM_CAP_EXIT_HYPERCALL)");
-        return -1;
+        return -ENOTSUP;
     }
 
     spv->machine_done.notify = sw_protected_vm_machine_done;

@@ -15,7 +15,8 @@
  *   same struct resumes.
  * - -EIO: a KVM_BUG_ON fired or MR.EXTEND failed; the VM is dead.
  *   -EINVAL, -EPERM, -EFAULT, -ENOMEM: see tdx_populate_cause().
- * - Linux 7.0 pins the source page first and needs it page-aligned.
+ * - Every TDX kernel refuses an unaligned source_addr or gpa (-EINVAL);
+ *   Linux 7.0 pins the source page first.
  * - In-place population (not released): the section is written into the
  *   guest_memfd's shared pages, converted to private with
  *   KVM_SET_MEMORY_ATTRIBUTES2, and populated with source_addr = 0
@@ -103,8 +104,8 @@ static int tdx_populate_check(const TdxPopulateSection *s, bool in_place,
         why = "no source data";
     } else if (!in_place && ((uintptr_t)s->data & (TDX_PAGE_SIZE - 1))) {
         g_string_append_printf(msg, "its data at offset 0x%x of the TDVF "
-                               "image is not 4 KiB-aligned; Linux 7.0 and "
-                               "later refuse unaligned sources",
+                               "image is not 4 KiB-aligned, and KVM refuses "
+                               "unaligned sources",
                                s->data_offset);
         why = msg->str;
     }
