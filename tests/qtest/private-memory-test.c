@@ -942,7 +942,7 @@ static void test_swp_missing_cap(const void *data)
         reason_line,
         "failed to initialize kvm: Operation not supported",
         "falling back to tcg",
-        "accelerator does not support confidential guest sw-protected-vm",
+        "cannot set up private guest memory for sw-protected-vm: KVM required",
         NULL
     };
     g_autofree char *err = NULL;
@@ -989,8 +989,8 @@ static void test_fallback_swp(void)
 {
     test_fallback("-machine confidential-guest-support=p0 "
                   "-object sw-protected-vm,id=p0",
-                  "accelerator does not support confidential guest "
-                  "sw-protected-vm");
+                  "cannot set up private guest memory for sw-protected-vm: "
+                  "KVM required");
 }
 
 static void test_fallback_gmem_ram(void)
@@ -1302,7 +1302,7 @@ static void test_swp_refused(void)
         "or later built with CONFIG_KVM_SW_PROTECTED_VM, and the TDP MMU",
         "failed to initialize kvm: Invalid argument",
         "falling back to tcg",
-        "accelerator does not support confidential guest sw-protected-vm",
+        "cannot set up private guest memory for sw-protected-vm: KVM required",
         NULL
     };
     g_autofree char *err = NULL;

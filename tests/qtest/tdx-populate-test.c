@@ -828,6 +828,40 @@ static void test_real_tdx(void)
 }
 
 /*
+ * "-accel kvm -accel tcg" on a host without KVM (its device node
+ * missing): QEMU falls back to TCG, which says it cannot run a TD.
+ */
+static void test_fallback(void)
+{
+    g_autofree char *cmd = g_strdup_printf(
+        "%s -accel kvm,device=/nonexistent/kvm -accel tcg "
+        "-machine q35,confidential-guest-support=tdx0 "
+        "-object tdx-guest,id=tdx0,populate-in-place=on -m 1G -nodefaults "
+        "-display none -S", qtest_qemu_binary(NULL));
+    static const char *const lines[] = {
+        "failed to initialize kvm: No such file or directory\n",
+        "falling back to tcg\n",
+        "cannot set up private guest memory for tdx-guest: KVM required\n",
+    };
+    g_autofree char *out = NULL, *err = NULL;
+    const char *at;
+    int status;
+
+    if (!qtest_has_accel("tcg")) {
+        g_test_skip("this QEMU has no TCG");
+        return;
+    }
+    g_assert_true(g_spawn_command_line_sync(cmd, &out, &err, &status, NULL));
+    g_test_message("%s", err);
+    g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    at = err;
+    for (int i = 0; i < ARRAY_SIZE(lines); i++) {
+        at = strstr(at, lines[i]);
+        g_assert_nonnull(at);
+    }
+}
+
+/*
  * populate-in-place is a class property with a description: qom-list-
  * properties gives it, and -object tdx-guest,help lists it (it used to
  * say "There are no options for tdx-guest").
@@ -872,6 +906,7 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     qtest_add_func("/x86/tdx/populate-in-place-property",
                    test_populate_in_place_property);
+    qtest_add_func("/x86/tdx/fallback", test_fallback);
     qtest_add_func("/x86/tdx/contract/launch/ovmf", test_launch_ovmf);
     qtest_add_func("/x86/tdx/contract/launch/synthetic",
                    test_launch_synthetic);
