@@ -49,7 +49,7 @@ import textwrap
 # The directories whose files are QEMU overlay files rather than project
 # infrastructure.
 OVERLAY_ROOTS = (
-    "accel", "backends", "docs", "hw", "include", "qapi", "system",
+    "accel", "backends", "docs", "hw", "include", "qapi", "stubs", "system",
     "target", "util", "tests/qtest", "tests/unit",
 )
 

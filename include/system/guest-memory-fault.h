@@ -11,6 +11,10 @@
  * Lost pages are tracked per RAM block and every QEMU-side reader of
  * guest RAM consults them (migration, snapshots, dump, memsave/pmemsave,
  * device DMA), so that nothing reads fabricated data as guest data.
+ *
+ * system/guest-memory-fault.c implements this on Linux hosts; elsewhere
+ * stubs/guest-memory-fault.c answers the calls made from code that every
+ * host builds (nothing is ever lost there).
  */
 
 #ifndef SYSTEM_GUEST_MEMORY_FAULT_H
@@ -154,7 +158,6 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
  */
 bool guest_memory_fault_take_pending(CPUState *cpu, GuestMemoryFault *f);
 
-#ifdef CONFIG_LINUX
 /*
  * True while a guest-memory fault holds the VM stopped: from the report
  * until management resets the VM.  Guest-originated resets, shutdowns
@@ -220,53 +223,6 @@ bool guest_memory_as_range_lost(AddressSpace *as, hwaddr addr, hwaddr len);
  * true, with @errp set to what is lost, when guest RAM is lost.
  */
 bool guest_memory_fault_check_backing(Error **errp);
-#else
-static inline bool guest_memory_fault_holds_stop(void)
-{
-    return false;
-}
-static inline bool guest_memory_fault_check_guest_request(const char *what,
-                                                          int cpu_index)
-{
-    return false;
-}
-static inline void guest_memory_fault_system_reset(bool guest)
-{
-}
-static inline void guest_memory_loss_block_added(RAMBlock *rb)
-{
-}
-static inline void guest_memory_loss_block_removed(RAMBlock *rb)
-{
-}
-static inline void guest_memory_loss_block_free(RAMBlock *rb)
-{
-}
-static inline bool guest_memory_ram_lost_slow(RAMBlock *rb,
-                                              ram_addr_t offset,
-                                              ram_addr_t len)
-{
-    return false;
-}
-static inline bool guest_memory_check_lost(RAMBlock *rb, Error **errp)
-{
-    return true;
-}
-static inline bool guest_memory_as_range_lost(AddressSpace *as, hwaddr addr,
-                                              hwaddr len)
-{
-    return false;
-}
-static inline bool guest_memory_fault_check_backing(Error **errp)
-{
-    return false;
-}
-static inline bool guest_memory_check_gpa_range(hwaddr gpa, hwaddr len,
-                                                Error **errp)
-{
-    return true;
-}
-#endif
 
 /*
  * Is any page of [@offset, @offset + @len) of @rb lost?  One load when the
