@@ -1270,30 +1270,53 @@ static void hold_vcpu_from_signal(CPUState *cpu, void *ucontext)
     }
 }
 
-bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
-                                  CPUState *cpu)
+/*
+ * The SIGBUS handler does only async-signal-safe work: it hands the fault
+ * to the SIGBUS thread with write(2) and waits for the answer with
+ * read(2).  That thread does the rest in thread context: it finds the RAM
+ * block, marks the page lost, holds the vCPUs, records the fault for the
+ * report and maps the stand-in page.  The faulting thread may hold any
+ * lock (the BQL, the RAM list's), so the SIGBUS thread takes none: RCU
+ * reads and atomics only.
+ */
+typedef enum SigbusOp {
+    SIGBUS_RECORD,          /* is it guest RAM?  then record it */
+    SIGBUS_STAND_IN,        /* map the stand-in page at its address */
+} SigbusOp;
+
+typedef struct SigbusRequest {
+    SigbusOp op;
+    int code;
+    void *addr;
+    int cpu_index;          /* -1: not a vCPU */
+    GuestMemoryAccess access;
+    int answer_fd;          /* the asker's pipe: one byte, 1 for yes */
+} SigbusRequest;
+
+/* Requests are smaller than PIPE_BUF: each write(2) is atomic. */
+QEMU_BUILD_BUG_ON(sizeof(SigbusRequest) > PIPE_BUF);
+
+static int sigbus_fds[2] = { -1, -1 };
+static QemuThread sigbus_thread;
+
+/* SIGBUS_RECORD, in thread context: false if @r->addr is not guest RAM. */
+static bool sigbus_record(const SigbusRequest *r)
 {
     ram_addr_t offset, trunc;
     RAMBlock *rb;
     size_t page;
-    void *page_addr;
     CPUState *other;
     off_t size;
     bool tail;
     int i;
 
-    /* A lock-free walk of the RCU list of blocks. */
-    rb = qemu_ram_block_from_host(addr, false, &offset);
+    RCU_READ_LOCK_GUARD();
+    rb = qemu_ram_block_from_host(r->addr, false, &offset);
     if (!rb || !rb->memory_loss) {
-        return false;
-    }
-    if (!cpu && !report_bh) {
-        /* Before the main loop runs nothing could report it. */
         return false;
     }
     page = block_page_size(rb);
     offset = QEMU_ALIGN_DOWN(offset, page);
-    page_addr = (void *)QEMU_ALIGN_DOWN((uintptr_t)addr, page);
     /* Before the faulting page is marked: it may be the first one past. */
     tail = block_truncated_at(rb, &trunc, &size) &&
            !test_bit(trunc / page, rb->memory_loss->lost);
@@ -1301,12 +1324,12 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
     /*
      * From here until management resets the VM no vCPU enters the guest
      * (each holds itself at its next entry, see guest_memory_fault_
-     * vcpu_held()) and nothing starts the VM: the stand-in mapped below
-     * must not reach the guest as its data before the VM stops.
+     * vcpu_held()) and nothing starts the VM: the stand-in page must not
+     * reach the guest as its data before the VM stops.
      */
     qatomic_set(&holds_stop, true);
     CPU_FOREACH(other) {
-        if (other != cpu) {
+        if (other->cpu_index != r->cpu_index) {
             qemu_cpu_kick_from_signal(other);
         }
     }
@@ -1323,10 +1346,10 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
         if (qatomic_cmpxchg(&p->state, PENDING_EMPTY, PENDING_FILLING) ==
             PENDING_EMPTY) {
             qatomic_inc(&pending_busy);
-            p->cpu_index = cpu ? cpu->cpu_index : -1;
-            p->code = code;
-            p->addr = addr;
-            p->access = sigbus_access(code, ucontext);
+            p->cpu_index = r->cpu_index;
+            p->code = r->code;
+            p->addr = r->addr;
+            p->access = r->access;
             qatomic_store_release(&p->state, PENDING_READY);
             break;
         }
@@ -1336,28 +1359,104 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
         qatomic_inc(&pending_overflow);
         qatomic_inc(&pending_busy);
     }
-    if (report_bh) {
-        /*
-         * The main loop reports whatever the faulting vCPU does not take
-         * itself when it leaves the guest (a KVM vCPU does).  It dumps
-         * the vCPU's registers only once the vCPU has stopped.
-         */
-        qemu_bh_schedule(report_bh);
+    /*
+     * The main loop reports whatever the faulting vCPU does not take
+     * itself when it leaves the guest (a KVM vCPU does).  It dumps the
+     * vCPU's registers only once the vCPU has stopped.
+     */
+    qemu_bh_schedule(report_bh);
+    return true;
+}
+
+/*
+ * SIGBUS_STAND_IN: returning from the handler re-executes the faulting
+ * access, which would fault again forever.  A private anonymous page in
+ * its place lets the access complete; the page is marked lost, so that
+ * no reader takes what it holds for guest data, and the VM stops before
+ * the guest runs on.
+ */
+static bool sigbus_stand_in(const SigbusRequest *r)
+{
+    RAMBlock *rb;
+    ram_addr_t offset;
+    size_t page;
+
+    RCU_READ_LOCK_GUARD();
+    rb = qemu_ram_block_from_host(r->addr, false, &offset);
+    if (!rb) {
+        return false;
     }
-    if (cpu) {
+    page = block_page_size(rb);
+    return mmap((void *)QEMU_ALIGN_DOWN((uintptr_t)r->addr, page), page,
+                PROT_READ | PROT_WRITE,
+                MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED;
+}
+
+static void *sigbus_thread_fn(void *opaque)
+{
+    SigbusRequest r;
+
+    rcu_register_thread();
+    /* Each request was one write(2) of a whole one: reads get it whole. */
+    while (RETRY_ON_EINTR(read(sigbus_fds[0], &r, sizeof(r))) ==
+           sizeof(r)) {
+        char yes = r.op == SIGBUS_RECORD ? sigbus_record(&r)
+                                         : sigbus_stand_in(&r);
+
+        if (write(r.answer_fd, &yes, 1) != 1) {
+            /* The asker is gone (it cannot be: it waits for this). */
+        }
+    }
+    rcu_unregister_thread();
+    return NULL;
+}
+
+/* Async-signal-safe: ask the SIGBUS thread; false if it said no. */
+static bool sigbus_ask(SigbusRequest *r)
+{
+    int answer[2];
+    char yes = 0;
+    ssize_t n;
+
+    if (qatomic_read(&sigbus_fds[1]) < 0 || pipe(answer) < 0) {
+        return false;
+    }
+    r->answer_fd = answer[1];
+    if (write(sigbus_fds[1], r, sizeof(*r)) == sizeof(*r)) {
+        do {
+            n = read(answer[0], &yes, 1);
+        } while (n < 0 && errno == EINTR);
+    }
+    close(answer[0]);
+    close(answer[1]);
+    return yes;
+}
+
+bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
+                                  CPUState *cpu)
+{
+    SigbusRequest r = {
+        .op = SIGBUS_RECORD,
+        .code = code,
+        .addr = addr,
+        .cpu_index = cpu ? cpu->cpu_index : -1,
+        .access = sigbus_access(code, ucontext),
+    };
+    int saved_errno = errno;
+    bool ok;
+
+    ok = sigbus_ask(&r);
+    if (ok && cpu) {
         /* A vCPU unwound to the faulting instruction does not return. */
         hold_vcpu_from_signal(cpu, ucontext);
     }
-    /*
-     * Returning from the handler re-executes the faulting access, which
-     * would fault again forever.  A private anonymous page in its place
-     * lets the access complete; the page is marked lost, so that no
-     * reader takes what it holds for guest data, and the VM stops before
-     * the guest runs on.  (A vCPU that is unwound needs no stand-in, and
-     * another vCPU that touches the page faults too.)
-     */
-    return mmap(page_addr, page, PROT_READ | PROT_WRITE,
-                MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED;
+    if (ok) {
+        /* A vCPU that is unwound needs no stand-in. */
+        r.op = SIGBUS_STAND_IN;
+        ok = sigbus_ask(&r);
+    }
+    errno = saved_errno;
+    return ok;
 }
 
 bool guest_memory_fault_check_backing(Error **errp)
@@ -1372,8 +1471,16 @@ bool guest_memory_fault_check_backing(Error **errp)
     if (s.found && rb->memory_loss &&
         !test_bit(f.offset / block_page_size(rb), rb->memory_loss->lost)) {
         /* What a SIGBUS of QEMU's own read of that page would record. */
-        guest_memory_fault_on_sigbus(BUS_ADRERR, rb->host + f.offset,
-                                     NULL, NULL);
+        SigbusRequest r = {
+            .code = BUS_ADRERR,
+            .addr = rb->host + f.offset,
+            .cpu_index = -1,
+            .access = GUEST_MEMORY_ACCESS_UNKNOWN,
+        };
+
+        if (sigbus_record(&r)) {
+            sigbus_stand_in(&r);
+        }
     }
     return !guest_memory_check_lost(NULL, errp);
 }
@@ -1638,6 +1745,20 @@ void guest_memory_fault_machine_ready(void)
 {
     if (!report_bh) {
         report_bh = qemu_bh_new(report_bh_cb, NULL);
+    }
+    if (sigbus_fds[1] < 0) {
+        int fds[2];
+
+        if (!g_unix_open_pipe(fds, FD_CLOEXEC, NULL)) {
+            error_report("guest-memory faults: no pipe for the SIGBUS "
+                         "thread: %s", strerror(errno));
+        } else {
+            sigbus_fds[0] = fds[0];
+            qemu_thread_create(&sigbus_thread, "sigbus", sigbus_thread_fn,
+                               NULL, QEMU_THREAD_DETACHED);
+            /* From now on the handler asks. */
+            qatomic_set(&sigbus_fds[1], fds[1]);
+        }
     }
     qemu_ram_foreach_block(check_free_space_cb, NULL);
     /* Blocks made before the machine: watched from now on. */
