@@ -488,6 +488,29 @@ static char *migrate_uri(const char *kind, const char *out)
                                      : g_strdup_printf("exec:cat > %s", out);
 }
 
+/* Occurrences of @text in QEMU's stderr, once they stop growing. */
+static unsigned stderr_count_settled(GuestVM *vm, const char *text)
+{
+    unsigned n = 0, last;
+
+    for (int i = 0; i < 100; i++) {
+        g_autofree char *err = guest_vm_stderr(vm);
+        const char *p = err;
+
+        last = n;
+        for (n = 0; (p = strstr(p, text)); p += strlen(text)) {
+            n++;
+        }
+        if (n && n == last) {
+            break;
+        }
+        /* The main loop prints a migration's error after its status. */
+        qobject_unref(qtest_qmp(vm->qts, "{ 'execute': 'query-status' }"));
+        g_usleep(100 * 1000);
+    }
+    return n;
+}
+
 /* Reported loss, then migrate: refused, named, the VM stays stopped. */
 static void test_migrate_after_loss(const void *opaque)
 {
@@ -508,6 +531,9 @@ static void test_migrate_after_loss(const void *opaque)
     g_assert_cmpstr(status, ==, "failed");
     g_assert_nonnull(strstr(desc, LOST_WORDS));
     guest_vm_assert_internal_error(vm->qts);
+    /* Said once on stderr, as the migration's error. */
+    g_assert_cmpuint(stderr_count_settled(vm, "migration: " LOST_WORDS), ==,
+                     1);
     guest_vm_free(vm);
     unlink(path);
     unlink(out);
