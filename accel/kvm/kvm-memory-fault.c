@@ -44,29 +44,25 @@ typedef struct VcpuFaultState {
 /* Conversions so far, by anybody (fault exits, hypercalls, reset). */
 static uint64_t conversion_generation;
 
-static QemuMutex state_lock;
-static GHashTable *vcpu_state;
+/* KVM's per-vCPU state: what the fault handling remembers of it. */
+struct AccelCPUState {
+    VcpuFaultState fault;
+};
 
-static void __attribute__((constructor)) kvm_memory_fault_init_lock(void)
+void kvm_memory_fault_init_vcpu(CPUState *cpu)
 {
-    qemu_mutex_init(&state_lock);
+    cpu->accel = g_new0(AccelCPUState, 1);
+}
+
+void kvm_memory_fault_destroy_vcpu(CPUState *cpu)
+{
+    g_free(cpu->accel);
+    cpu->accel = NULL;
 }
 
 static VcpuFaultState *get_state(CPUState *cpu)
 {
-    VcpuFaultState *s;
-
-    qemu_mutex_lock(&state_lock);
-    if (!vcpu_state) {
-        vcpu_state = g_hash_table_new_full(NULL, NULL, NULL, g_free);
-    }
-    s = g_hash_table_lookup(vcpu_state, GINT_TO_POINTER(cpu->cpu_index));
-    if (!s) {
-        s = g_new0(VcpuFaultState, 1);
-        g_hash_table_insert(vcpu_state, GINT_TO_POINTER(cpu->cpu_index), s);
-    }
-    qemu_mutex_unlock(&state_lock);
-    return s;
+    return &cpu->accel->fault;
 }
 
 static void set_page_range(GuestMemoryFault *f, hwaddr gpa)

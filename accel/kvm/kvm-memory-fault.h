@@ -13,6 +13,10 @@
 #include "exec/memattrs.h"
 #include "system/guest-memory-fault.h"
 
+/* Set up and free what the fault handling keeps for vCPU @cpu. */
+void kvm_memory_fault_init_vcpu(CPUState *cpu);
+void kvm_memory_fault_destroy_vcpu(CPUState *cpu);
+
 /* KVM_RUN failed with bare EFAULT: find and report what is unbacked. */
 void kvm_memory_fault_on_efault(CPUState *cpu);
 
