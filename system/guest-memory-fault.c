@@ -34,6 +34,7 @@
 #include <linux/magic.h>
 #include "qemu/bitops.h"
 #include "qemu/error-report.h"
+#include "qemu/futex.h"
 #include "qemu/main-loop.h"
 #include "qemu/rcu.h"
 #include "qemu/units.h"
@@ -1272,12 +1273,12 @@ static void hold_vcpu_from_signal(CPUState *cpu, void *ucontext)
 
 /*
  * The SIGBUS handler does only async-signal-safe work: it hands the fault
- * to the SIGBUS thread with write(2) and waits for the answer with
- * read(2).  That thread does the rest in thread context: it finds the RAM
- * block, marks the page lost, holds the vCPUs, records the fault for the
- * report and maps the stand-in page.  The faulting thread may hold any
- * lock (the BQL, the RAM list's), so the SIGBUS thread takes none: RCU
- * reads and atomics only.
+ * to the SIGBUS thread with write(2) and waits on a futex for the answer.
+ * That thread does the rest in thread context: it finds the RAM block,
+ * marks the page lost, sets the hold and kicks the other vCPUs, records
+ * the fault for the report and maps the stand-in page.  The faulting
+ * thread may hold any lock (the BQL, the RAM list's), so the SIGBUS thread
+ * takes none of QEMU's: RCU reads and atomics only.
  */
 typedef enum SigbusOp {
     SIGBUS_RECORD,          /* is it guest RAM?  then record it */
@@ -1290,7 +1291,7 @@ typedef struct SigbusRequest {
     void *addr;
     int cpu_index;          /* -1: not a vCPU */
     GuestMemoryAccess access;
-    int answer_fd;          /* the asker's pipe: one byte, 1 for yes */
+    int *answer;            /* the asker's futex: -1 until 0 (no), 1 (yes) */
 } SigbusRequest;
 
 /* Requests are smaller than PIPE_BUF: each write(2) is atomic. */
@@ -1298,6 +1299,8 @@ QEMU_BUILD_BUG_ON(sizeof(SigbusRequest) > PIPE_BUF);
 
 static int sigbus_fds[2] = { -1, -1 };
 static QemuThread sigbus_thread;
+/* On the SIGBUS thread: a SIGBUS there cannot be answered. */
+static __thread bool on_sigbus_thread;
 
 /* SIGBUS_RECORD, in thread context: false if @r->addr is not guest RAM. */
 static bool sigbus_record(const SigbusRequest *r)
@@ -1364,7 +1367,9 @@ static bool sigbus_record(const SigbusRequest *r)
      * itself when it leaves the guest (a KVM vCPU does).  It dumps the
      * vCPU's registers only once the vCPU has stopped.
      */
-    qemu_bh_schedule(report_bh);
+    if (report_bh) {
+        qemu_bh_schedule(report_bh);
+    }
     return true;
 }
 
@@ -1383,10 +1388,14 @@ static bool sigbus_stand_in(const SigbusRequest *r)
 
     RCU_READ_LOCK_GUARD();
     rb = qemu_ram_block_from_host(r->addr, false, &offset);
-    if (!rb) {
+    if (!rb || !rb->memory_loss) {
         return false;
     }
     page = block_page_size(rb);
+    if (!test_bit(offset / page, rb->memory_loss->lost)) {
+        /* A reset by management made it whole meanwhile: re-execute. */
+        return true;
+    }
     return mmap((void *)QEMU_ALIGN_DOWN((uintptr_t)r->addr, page), page,
                 PROT_READ | PROT_WRITE,
                 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED;
@@ -1396,40 +1405,41 @@ static void *sigbus_thread_fn(void *opaque)
 {
     SigbusRequest r;
 
+    on_sigbus_thread = true;
     rcu_register_thread();
     /* Each request was one write(2) of a whole one: reads get it whole. */
     while (RETRY_ON_EINTR(read(sigbus_fds[0], &r, sizeof(r))) ==
            sizeof(r)) {
-        char yes = r.op == SIGBUS_RECORD ? sigbus_record(&r)
+        bool yes = r.op == SIGBUS_RECORD ? sigbus_record(&r)
                                          : sigbus_stand_in(&r);
 
-        if (write(r.answer_fd, &yes, 1) != 1) {
-            /* The asker is gone (it cannot be: it waits for this). */
-        }
+        qatomic_store_release(r.answer, yes);
+        qemu_futex_wake_all(r.answer);
     }
-    rcu_unregister_thread();
-    return NULL;
+    /* Askers would wait forever. */
+    abort();
 }
 
-/* Async-signal-safe: ask the SIGBUS thread; false if it said no. */
+/*
+ * Async-signal-safe (write(2) and the futex system call): ask the SIGBUS
+ * thread; false if it said no or cannot be asked.
+ */
 static bool sigbus_ask(SigbusRequest *r)
 {
-    int answer[2];
-    char yes = 0;
-    ssize_t n;
+    int answer = -1;
+    int fd = qatomic_read(&sigbus_fds[1]);
 
-    if (qatomic_read(&sigbus_fds[1]) < 0 || pipe(answer) < 0) {
+    if (fd < 0 || on_sigbus_thread) {
         return false;
     }
-    r->answer_fd = answer[1];
-    if (write(sigbus_fds[1], r, sizeof(*r)) == sizeof(*r)) {
-        do {
-            n = read(answer[0], &yes, 1);
-        } while (n < 0 && errno == EINTR);
+    r->answer = &answer;
+    if (RETRY_ON_EINTR(write(fd, r, sizeof(*r))) != sizeof(*r)) {
+        return false;
     }
-    close(answer[0]);
-    close(answer[1]);
-    return yes;
+    while (qatomic_load_acquire(&answer) < 0) {
+        qemu_futex_wait(&answer, -1);
+    }
+    return answer;
 }
 
 bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
@@ -1747,18 +1757,20 @@ void guest_memory_fault_machine_ready(void)
         report_bh = qemu_bh_new(report_bh_cb, NULL);
     }
     if (sigbus_fds[1] < 0) {
+        g_autoptr(GError) gerr = NULL;
         int fds[2];
 
-        if (!g_unix_open_pipe(fds, FD_CLOEXEC, NULL)) {
-            error_report("guest-memory faults: no pipe for the SIGBUS "
-                         "thread: %s", strerror(errno));
-        } else {
-            sigbus_fds[0] = fds[0];
-            qemu_thread_create(&sigbus_thread, "sigbus", sigbus_thread_fn,
-                               NULL, QEMU_THREAD_DETACHED);
-            /* From now on the handler asks. */
-            qatomic_set(&sigbus_fds[1], fds[1]);
+        if (!g_unix_open_pipe(fds, FD_CLOEXEC, &gerr)) {
+            /* Without it a lost page would kill QEMU: say so now. */
+            error_report("cannot start the SIGBUS thread of guest-memory "
+                         "fault handling: %s", gerr->message);
+            exit(1);
         }
+        sigbus_fds[0] = fds[0];
+        qemu_thread_create(&sigbus_thread, "sigbus", sigbus_thread_fn, NULL,
+                           QEMU_THREAD_DETACHED);
+        /* From now on the handler asks. */
+        qatomic_set(&sigbus_fds[1], fds[1]);
     }
     qemu_ram_foreach_block(check_free_space_cb, NULL);
     /* Blocks made before the machine: watched from now on. */

@@ -67,6 +67,8 @@ typedef struct GuestMemoryLoss {
     int wd;                         /* inotify watch, -1: none */
 } GuestMemoryLoss;
 
+/* Linux only: used by KVM and the SIGBUS handler. */
+#ifdef CONFIG_LINUX
 /*
  * Initialize @f for a fault found through @path by vCPU @cpu_index
  * (-1 when no vCPU is involved).
@@ -122,14 +124,6 @@ bool guest_memory_fault_report(GuestMemoryFault *f);
 void guest_memory_fault_hold_vcpu(CPUState *cpu);
 
 /*
- * For an accelerator, before vCPU @cpu enters the guest: while a fault
- * holds the VM (it may not be reported yet: a SIGBUS on another thread
- * sets the hold at once), hold @cpu as guest_memory_fault_hold_vcpu()
- * does and return true; the vCPU must not enter the guest.
- */
-bool guest_memory_fault_vcpu_held(CPUState *cpu);
-
-/*
  * Report, then hold the vCPU or (outside vCPU threads) print and stop;
  * the registers dumped are those of @f's vCPU, if any.
  */
@@ -140,14 +134,16 @@ void guest_memory_fault_cleanup(GuestMemoryFault *f);
 
 /*
  * SIGBUS (BUS_ADRERR, or an action-required hardware error) at @addr,
- * from signal context; only async-signal-safe work is done here.  If
- * @addr is guest RAM: mark the page lost, replace it in QEMU's mapping
- * by an anonymous page so that the faulting access can complete instead
- * of faulting forever, record the fault, make @cpu (if any) leave the
- * guest and stay out until the VM stops, and schedule the report (a KVM
- * vCPU reports its own fault when KVM_RUN returns; a bottom half in the
- * main loop reports the rest).  Returns false if @addr is not guest RAM:
- * the caller must then die as before, after saying where.
+ * from signal context; only async-signal-safe work is done here: the
+ * SIGBUS thread is asked, and answers in thread context.  If @addr is
+ * guest RAM, that thread marks the page lost, holds the VM and kicks the
+ * other vCPUs, records the fault and schedules the report (a KVM vCPU
+ * reports its own fault when KVM_RUN returns; a bottom half in the main
+ * loop reports the rest); @cpu (if any) is made to leave the guest and
+ * stay out until the VM stops, and where the faulting access will be
+ * re-executed the thread maps an anonymous page over the lost one so
+ * that it can complete.  Returns false if @addr is not guest RAM: the
+ * caller must then die as before, after saying where.
  */
 bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
                                   CPUState *cpu);
@@ -157,6 +153,15 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
  * return true).  Cheap: one atomic load when nothing is pending.
  */
 bool guest_memory_fault_take_pending(CPUState *cpu, GuestMemoryFault *f);
+#endif
+
+/*
+ * For an accelerator, before vCPU @cpu enters the guest: while a fault
+ * holds the VM (it may not be reported yet: a SIGBUS on another thread
+ * sets the hold at once), hold @cpu as guest_memory_fault_hold_vcpu()
+ * does and return true; the vCPU must not enter the guest.
+ */
+bool guest_memory_fault_vcpu_held(CPUState *cpu);
 
 /*
  * True while a guest-memory fault holds the VM stopped: from the report
@@ -233,11 +238,13 @@ bool guest_memory_fault_check_backing(Error **errp);
               qatomic_read(&(rb)->memory_loss->lost_pages)) &&          \
      guest_memory_ram_lost_slow(rb, offset, len))
 
+#ifdef CONFIG_LINUX
 /*
  * At machine-init-done: watch the backing files of the RAM blocks made
  * so far, and warn about file-backed shared RAM on a filesystem with
  * less free space than it needs.
  */
 void guest_memory_fault_machine_ready(void);
+#endif
 
 #endif /* SYSTEM_GUEST_MEMORY_FAULT_H */
