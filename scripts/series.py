@@ -49,8 +49,8 @@ import textwrap
 # The directories whose files are QEMU overlay files rather than project
 # infrastructure.
 OVERLAY_ROOTS = (
-    "accel", "backends", "docs", "hw", "include", "qapi", "stubs", "system",
-    "target", "util", "tests/qtest", "tests/unit",
+    "accel", "backends", "docs", "host", "hw", "include", "qapi", "stubs",
+    "system", "target", "util", "tests/qtest", "tests/unit",
 )
 
 # Commits the scripts make get a fixed committer (and, for the overlay

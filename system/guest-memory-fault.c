@@ -2,12 +2,13 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
  * One report for every guest-memory fault.  Guest RAM whose host backing
- * is gone reaches QEMU in many shapes (a failed KVM_RUN, an MMIO exit at
- * a RAM address, KVM_EXIT_MEMORY_FAULT, an emulation failure, a SIGBUS
- * on a vCPU or on QEMU's own access); this file finds what is behind
- * the faulting address without touching it (RAM block, backing, cause),
- * prints the one report users know ("error: kvm run failed Bad address"
- * plus a detail line), emits GUEST_MEMORY_FAULT, recovers from SIGBUS
+ * is gone reaches QEMU in many shapes (a failed vCPU run, an MMIO exit
+ * at a RAM address, a memory-fault exit, an emulation failure: whatever
+ * the accelerator reports; a SIGBUS on a vCPU or on QEMU's own access);
+ * this file finds what is behind the faulting address without touching
+ * it (RAM block, backing, cause), prints one report (a first line the
+ * accelerator may word as its users know it, and a detail line), emits
+ * GUEST_MEMORY_FAULT, recovers from SIGBUS
  * without dying or looping, and watches backing files so that a
  * truncation is noticed before the guest touches the lost pages.
  *
@@ -55,6 +56,7 @@
 #include "system/ramblock.h"
 #include "system/runstate.h"
 #include "trace.h"
+#include "host/signal-fault.h"
 
 /*
  * Faults recorded by the SIGBUS handler, reported outside signal context.
@@ -500,7 +502,7 @@ static char *fd_path(int fd)
 }
 
 /*
- * Does rb->fd hold a KVM guest_memfd?  RAM can live in one that QEMU maps
+ * Does rb->fd hold a guest_memfd?  RAM can live in one that QEMU maps
  * (memory-backend-memfd,guest-memfd=on); it has a fixed size and no
  * filesystem, so it is neither watched nor checked for free space.
  */
@@ -816,12 +818,23 @@ static char *backing_words(GuestMemoryFault *f)
     }
 }
 
-/* "kvm", "tcg": the word in "error: kvm run failed Bad address". */
+/* The accelerator's name, for the event. */
 static char *accel_name(void)
 {
     const char *name = current_accel_name();
 
-    return g_ascii_strdown(name ? name : "kvm", -1);
+    return g_ascii_strdown(name ? name : "none", -1);
+}
+
+/* The report's first line, as the accelerator's users know it. */
+static char *report_headline(void)
+{
+    const AccelOpsClass *ops = cpus_get_accel();
+
+    if (ops && ops->guest_memory_fault_headline) {
+        return ops->guest_memory_fault_headline();
+    }
+    return g_strdup("guest memory fault");
 }
 
 /* What of the block @f names is lost, given its cause. */
@@ -950,6 +963,7 @@ static void print_report(QueuedReport *q)
     g_autoptr(GArray) ranges = NULL;
     g_autofree char *backing = NULL;
     g_autofree char *accel = accel_name();
+    g_autofree char *headline = report_headline();
     GuestMemoryRangeList *event_ranges = NULL, **tail = &event_ranges;
     intList *event_cpus = NULL, **cpu_tail = &event_cpus;
     GuestMemoryLoss *loss = f->block ? f->block->memory_loss : NULL;
@@ -1027,7 +1041,7 @@ static void print_report(QueuedReport *q)
                                     f->size,
                                     GuestMemoryAccess_str(f->access),
                                     GuestMemoryFaultCause_str(f->cause));
-    fprintf(stderr, "error: %s run failed %s\n", accel, strerror(EFAULT));
+    fprintf(stderr, "error: %s\n", headline);
     fprintf(stderr, "%s\n", line->str);
 
     for (guint i = 0; i < ranges->len; i++) {
@@ -1061,8 +1075,8 @@ static void take_recorded_faults(void);
 /*
  * In the main loop, with the BQL: stop every vCPU, so that no fault is
  * still on its way, then print what is queued, dump the registers of
- * the vCPU each report is for (exact now: stopped, and under TCG
- * unwound to the faulting instruction), and stop the VM.
+ * the vCPU each report is for (exact now: stopped, and unwound to the
+ * faulting instruction where the accelerator can), and stop the VM.
  */
 static void emit_reports(void)
 {
@@ -1208,50 +1222,26 @@ void guest_memory_fault_system_reset(bool guest)
 /* --- SIGBUS --- */
 
 /*
- * The x86 page-fault error code of the access, if the signal context has
- * it (the trap was a page fault in QEMU's own code, not a signal raised
- * by the kernel inside an ioctl such as KVM_RUN): bit 1 write, bit 4
- * instruction fetch.
+ * The access, if the signal context tells (host/signal-fault.h).  Only a
+ * BUS_ADRERR comes from a page fault of this thread's own access; a
+ * signal the kernel sends from inside a system call (a poisoned page met
+ * while running a vCPU) says nothing about it.
  */
 static GuestMemoryAccess sigbus_access(int code, void *ucontext)
 {
-#if defined(REG_ERR) && defined(REG_TRAPNO)  /* x86 hosts */
-    ucontext_t *uc = ucontext;
-
-    /*
-     * Only a BUS_ADRERR comes from a page fault of this thread's own
-     * access; a signal sent by the kernel inside an ioctl (a poisoned page
-     * met in KVM_RUN) carries a stale trap number and error code.
-     */
-    if (uc && code == BUS_ADRERR &&
-        uc->uc_mcontext.gregs[REG_TRAPNO] == 14) {
-        greg_t err = uc->uc_mcontext.gregs[REG_ERR];
-
-        if (err & (1 << 4)) {
-            return GUEST_MEMORY_ACCESS_FETCH;
-        }
-        return (err & (1 << 1)) ? GUEST_MEMORY_ACCESS_WRITE
-                                : GUEST_MEMORY_ACCESS_READ;
+    if (code != BUS_ADRERR) {
+        return GUEST_MEMORY_ACCESS_UNKNOWN;
     }
-#endif
-    return GUEST_MEMORY_ACCESS_UNKNOWN;
-}
-
-/* The host program counter of the faulting access, or 0. */
-static uintptr_t sigbus_host_pc(void *ucontext)
-{
-    ucontext_t *uc = ucontext;
-
-    if (!uc) {
-        return 0;
+    switch (host_signal_fault_access(ucontext)) {
+    case HOST_FAULT_ACCESS_READ:
+        return GUEST_MEMORY_ACCESS_READ;
+    case HOST_FAULT_ACCESS_WRITE:
+        return GUEST_MEMORY_ACCESS_WRITE;
+    case HOST_FAULT_ACCESS_FETCH:
+        return GUEST_MEMORY_ACCESS_FETCH;
+    default:
+        return GUEST_MEMORY_ACCESS_UNKNOWN;
     }
-#if defined(REG_RIP)
-    return uc->uc_mcontext.gregs[REG_RIP];
-#elif defined(REG_EIP)
-    return uc->uc_mcontext.gregs[REG_EIP];
-#else
-    return 0;
-#endif
 }
 
 /*
@@ -1265,7 +1255,7 @@ static void hold_vcpu_from_signal(CPUState *cpu, void *ucontext)
 
     qatomic_set(&cpu->stop, true);
     if (ops && ops->exit_vcpu_from_signal) {
-        ops->exit_vcpu_from_signal(cpu, sigbus_host_pc(ucontext));
+        ops->exit_vcpu_from_signal(cpu, host_signal_fault_pc(ucontext));
     } else {
         qatomic_store_release(&cpu->exit_request, true);
     }
@@ -1364,8 +1354,8 @@ static bool sigbus_record(const SigbusRequest *r)
     }
     /*
      * The main loop reports whatever the faulting vCPU does not take
-     * itself when it leaves the guest (a KVM vCPU does).  It dumps the
-     * vCPU's registers only once the vCPU has stopped.
+     * itself (guest_memory_fault_take_pending()) when it leaves the
+     * guest.  It dumps the vCPU's registers only once it has stopped.
      */
     if (report_bh) {
         qemu_bh_schedule(report_bh);
@@ -1506,7 +1496,7 @@ static bool take_pending(int cpu_index, bool any_cpu, GuestMemoryFault *f)
     bool taken = false;
     RAMBlock *rb = NULL;
 
-    /* The KVM run loop asks on every exit: one load when nothing is. */
+    /* An accelerator may ask on every exit: one load when nothing is. */
     if (likely(!qatomic_read(&pending_busy))) {
         return false;
     }
@@ -1559,10 +1549,10 @@ bool guest_memory_fault_take_pending(CPUState *cpu, GuestMemoryFault *f)
 }
 
 /*
- * A TCG vCPU reads guest code with ordinary host loads: if the faulting
- * page holds the vCPU's program counter, the read was an instruction
- * fetch (a data access to that page would need the fetch to succeed
- * first).
+ * A vCPU may read guest code with ordinary host loads (an accelerator
+ * that translates it does): if the faulting page holds the vCPU's
+ * program counter, the read was an instruction fetch (a data access to
+ * that page would need the fetch to succeed first).
  */
 static void classify_fetch(GuestMemoryFault *f, CPUState *cpu)
 {

@@ -84,11 +84,11 @@ void kvm_memory_fault_on_efault(CPUState *cpu)
      * KVM says nothing but EFAULT (kvm_run's exit fields are stale): look
      * for RAM whose backing is gone, without touching it.
      */
-    guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_KVM_RUN,
+    guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_VCPU_RUN,
                             cpu->cpu_index);
     if (!guest_memory_find_unbacked(&f)) {
         guest_memory_fault_cleanup(&f);
-        guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_KVM_RUN,
+        guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_VCPU_RUN,
                                 cpu->cpu_index);
         f.cause_detail = g_strdup("KVM_RUN failed with EFAULT and no "
                                   "RAM block has lost its backing");
@@ -118,7 +118,7 @@ bool kvm_memory_fault_check_mmio(CPUState *cpu, uint64_t gpa, bool is_write,
         }
     }
 
-    guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_KVM_MMIO_EXIT,
+    guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_MMIO_EXIT,
                             cpu->cpu_index);
     f.access = is_write ? GUEST_MEMORY_ACCESS_WRITE : GUEST_MEMORY_ACCESS_READ;
     if (!guest_memory_gpa_is_unbacked(gpa, &f)) {
@@ -174,7 +174,7 @@ bool kvm_memory_fault_on_emulation_failure(CPUState *cpu,
     if (phys == -1) {
         return false;
     }
-    guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_KVM_EMULATION_FAILURE,
+    guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_EMULATION_FAILURE,
                             cpu->cpu_index);
     f.access = GUEST_MEMORY_ACCESS_FETCH;
     if (!guest_memory_gpa_is_unbacked(phys, &f)) {
@@ -258,7 +258,7 @@ int kvm_memory_fault_exit(CPUState *cpu, struct kvm_run *run)
              s->conv_generation == qatomic_read(&conversion_generation);
     s->has_converted = false;
 
-    guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_KVM_MEMORY_FAULT_EXIT,
+    guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_MEMORY_FAULT_EXIT,
                             cpu->cpu_index);
     guest_memory_fault_set_gpa(&f, gpa, size);
     f.is_private = to_private;

@@ -4,9 +4,10 @@
  * One report for every guest-memory fault: guest RAM that is no longer
  * backed by host memory (a truncated backing file, a full tmpfs or
  * hugetlbfs, a missing memory slot, a private/shared mismatch, a hardware
- * memory error), however it reaches QEMU: a failed KVM_RUN, an MMIO exit
- * at a RAM address, KVM_EXIT_MEMORY_FAULT, an emulation failure, a SIGBUS
- * on a vCPU or on QEMU's own access, or the backing-file watch.
+ * memory error), however it reaches QEMU: what the accelerator reports
+ * (a failed vCPU run, an MMIO exit at a RAM address, a memory-fault exit,
+ * an emulation failure), a SIGBUS on a vCPU or on QEMU's own access, or
+ * the backing-file watch.
  *
  * Lost pages are tracked per RAM block and every QEMU-side reader of
  * guest RAM consults them (migration, snapshots, dump, memsave/pmemsave,
@@ -67,7 +68,7 @@ typedef struct GuestMemoryLoss {
     int wd;                         /* inotify watch, -1: none */
 } GuestMemoryLoss;
 
-/* Linux only: used by KVM and the SIGBUS handler. */
+/* Linux only: used by accelerators and the SIGBUS handler. */
 #ifdef CONFIG_LINUX
 /*
  * Initialize @f for a fault found through @path by vCPU @cpu_index
@@ -108,10 +109,10 @@ bool guest_memory_find_unbacked(GuestMemoryFault *f);
  * not printed yet).  Marks the lost range of the block and holds the VM
  * stopped against guest-originated events
  * (guest_memory_fault_holds_stop()).  Printing waits until every vCPU
- * has stopped: the main loop then prints "error: <accel> run failed Bad
- * address" and the detail line, emits GUEST_MEMORY_FAULT, dumps the
- * registers of the reporting vCPU and stops the VM
- * (RUN_STATE_INTERNAL_ERROR).  A vCPU thread that reports calls
+ * has stopped: the main loop then prints the first line (the
+ * accelerator's guest_memory_fault_headline) and the detail line, emits
+ * GUEST_MEMORY_FAULT, dumps the registers of the reporting vCPU and
+ * stops the VM (RUN_STATE_INTERNAL_ERROR).  A vCPU thread that reports calls
  * guest_memory_fault_hold_vcpu() next.  Returns true if @f opened an
  * incident.
  */
@@ -137,13 +138,14 @@ void guest_memory_fault_cleanup(GuestMemoryFault *f);
  * from signal context; only async-signal-safe work is done here: the
  * SIGBUS thread is asked, and answers in thread context.  If @addr is
  * guest RAM, that thread marks the page lost, holds the VM and kicks the
- * other vCPUs, records the fault and schedules the report (a KVM vCPU
- * reports its own fault when KVM_RUN returns; a bottom half in the main
- * loop reports the rest); @cpu (if any) is made to leave the guest and
- * stay out until the VM stops, and where the faulting access will be
- * re-executed the thread maps an anonymous page over the lost one so
- * that it can complete.  Returns false if @addr is not guest RAM: the
- * caller must then die as before, after saying where.
+ * other vCPUs, records the fault and schedules the report (a vCPU whose
+ * accelerator calls guest_memory_fault_take_pending() reports its own
+ * fault; a bottom half in the main loop reports the rest); @cpu (if any)
+ * is made to leave the guest and stay out until the VM stops, and where
+ * the faulting access will be re-executed the thread maps an anonymous
+ * page over the lost one so that it can complete.  Returns false if
+ * @addr is not guest RAM: the caller must then die as before, after
+ * saying where.
  */
 bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
                                   CPUState *cpu);

@@ -109,6 +109,12 @@ accel_type=qemu accel=tcg
 if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
     accel_type=kvm accel=kvm
 fi
+# The report's first line: KVM's, or the accelerator-neutral one.
+if [ "$accel" = kvm ]; then
+    headline="error: kvm run failed Bad address"
+else
+    headline="error: guest memory fault"
+fi
 
 cat > /etc/libvirt/qemu.conf <<EOF
 user = "root"
@@ -263,11 +269,11 @@ fault_case() {
     fi
     check "$name: the domain is paused (libvirt's reason: unknown)" \
         test "$state" = "paused (unknown)"
-    check "$name: the domain log has 'error: $accel run failed Bad address'" \
-        grep -qx "error: $accel run failed Bad address" "$log"
+    check "$name: the domain log has '$headline'" \
+        grep -qx "$headline" "$log"
     check "$name: the domain log has the detail line with the cause" \
         grep -q "^guest memory fault: .*RAM block pc.ram[ ,].*cause: " "$log"
-    grep -A1 -x "error: $accel run failed Bad address" "$log" 2>/dev/null |
+    grep -A1 -x "$headline" "$log" 2>/dev/null |
         sed 's/^/#   /'
     if [ "$lost" = - ]; then
         check "$name: the event lists no lost range" \
@@ -320,7 +326,7 @@ check "qkm-full: the guest runs (debugcon: long mode)" \
 # and VMX kernels: the failed host page fault carries no GPA) names
 # only the block: no page, no offset, nothing lost.
 domain_events qkm-full > "$W/qkm-full.first"
-if grep -qF '"path":"kvm-run"' "$W/qkm-full.first"; then
+if grep -qF '"path":"vcpu-run"' "$W/qkm-full.first"; then
     check "qkm-full: a bare -EFAULT: the event has no gpa and no offset" \
         bash -c "! grep -qF '\"gpa\":' '$W/qkm-full.first' &&
                  ! grep -qF '\"offset\":' '$W/qkm-full.first' &&

@@ -309,8 +309,7 @@ static void test_guest_fault(const void *opaque)
     g_autofree char *err_text = NULL;
     g_autofree char *line = NULL;
     g_autofree char *backing_words = NULL;
-    g_autofree char *first = g_strdup_printf("error: %s run failed Bad "
-                                             "address", c->accel);
+    const char *first = guest_fault_headline(c->accel);
     GuestVMConfig cfg = { .accel = c->accel, .capture_stderr = true };
     const char *reason;
     const char *path, *access;
@@ -424,7 +423,7 @@ static void test_guest_fault(const void *opaque)
         assert_lost_as_mapped(vm->qts, data, KEEP_SIZE, RAM_SIZE);
     }
 
-    if (g_str_equal(path, "kvm-run")) {
+    if (g_str_equal(path, "vcpu-run")) {
         /* A VMX/SVM host: bare EFAULT, the whole lost range. */
         g_assert_cmpstr(c->accel, ==, "kvm");
         g_assert_cmpstr(access, ==, "unknown");
@@ -433,10 +432,10 @@ static void test_guest_fault(const void *opaque)
         if (g_str_equal(c->accel, "tcg")) {
             g_assert_cmpstr(path, ==, "sigbus");
         } else if (c->op == GUEST_OP_FETCH) {
-            g_assert_true(g_str_equal(path, "kvm-emulation-failure") ||
+            g_assert_true(g_str_equal(path, "emulation-failure") ||
                           g_str_equal(path, "sigbus"));
         } else {
-            g_assert_true(g_str_equal(path, "kvm-mmio-exit") ||
+            g_assert_true(g_str_equal(path, "mmio-exit") ||
                           g_str_equal(path, "sigbus"));
         }
         g_assert_cmphex(qdict_get_uint(data, "gpa"), ==, target);
@@ -565,7 +564,7 @@ static void test_contract_efault(void)
     }
     vm = start_contract_vm("efault", TARGET_PAGED, true,
                            GUEST_MODE_LONG64, &ram_path);
-    ev = contract_report(vm, "kvm-run");
+    ev = contract_report(vm, "vcpu-run");
     data = qdict_get_qdict(ev, "data");
     /* The first range the guest lost, from the memory map. */
     g_assert_cmphex(qdict_get_uint(data, "gpa"), ==, KEEP_SIZE);
@@ -627,7 +626,7 @@ static void test_contract_memory_fault(const void *opaque)
     }
     vm = start_contract_vm(private ? "memory-fault-private" : "memory-fault",
                            TARGET_PAGED, true, GUEST_MODE_LONG64, &ram_path);
-    ev = contract_report(vm, "kvm-memory-fault-exit");
+    ev = contract_report(vm, "memory-fault-exit");
     data = qdict_get_qdict(ev, "data");
     g_assert_cmpint(qdict_get_bool(data, "private"), ==, private);
     g_assert_cmphex(qdict_get_uint(data, "gpa"), ==, TARGET_PAGED);
@@ -662,7 +661,7 @@ static void test_contract_memory_fault_repeat(void)
     }
     vm = start_contract_vm("memory-fault-repeat", unassigned, false,
                            GUEST_MODE_LONG64, &ram_path);
-    ev = contract_report(vm, "kvm-memory-fault-exit");
+    ev = contract_report(vm, "memory-fault-exit");
     data = qdict_get_qdict(ev, "data");
     g_assert_false(qdict_get_bool(data, "private"));
     g_assert_cmphex(qdict_get_uint(data, "gpa"), ==, unassigned);
@@ -731,8 +730,7 @@ static void test_qemu_access(const void *opaque)
     g_autofree char *memory = NULL;
     GuestVMConfig cfg = { .accel = c->accel, .capture_stderr = true };
     g_autofree char *err_text = NULL;
-    g_autofree char *first = g_strdup_printf("error: %s run failed Bad "
-                                             "address", c->accel);
+    const char *first = guest_fault_headline(c->accel);
     g_autofree char *line = NULL;
     const uint64_t gpa = TARGET_PAGED;
     const char *reason;
@@ -999,7 +997,7 @@ static void test_share_off(const void *opaque)
     ev = guest_qmp_wait_event(vm->qts, "GUEST_MEMORY_FAULT", 10000);
     g_assert_nonnull(ev);
     data = qdict_get_qdict(ev, "data");
-    if (g_str_equal(qdict_get_str(data, "path"), "kvm-run")) {
+    if (g_str_equal(qdict_get_str(data, "path"), "vcpu-run")) {
         /*
          * Bare -EFAULT from KVM_RUN, as every released VMX/SVM kernel
          * gives it: no GPA, so the report names the whole lost range.
@@ -1183,7 +1181,7 @@ int main(int argc, char **argv)
 #ifdef KVM_CONTRACT_LIB
     qtest_add_func("/x86/memory-fault/kvm/contract/efault",
                    test_contract_efault);
-    qtest_add_func("/x86/memory-fault/kvm/contract/sigbus-in-kvm-run",
+    qtest_add_func("/x86/memory-fault/kvm/contract/sigbus-in-vcpu-run",
                    test_contract_sigbus);
     qtest_add_data_func("/x86/memory-fault/kvm/contract/memory-fault-shared",
                         NULL, test_contract_memory_fault);

@@ -186,8 +186,7 @@ static void test_sticky_stop(const void *opaque)
     for (int round = 0; round < STICKY_ROUNDS; round++) {
         g_autofree char *path = ram_file("ram-sticky");
         g_autofree char *err = NULL;
-        g_autofree char *first = g_strdup_printf("error: %s run failed Bad "
-                                                 "address", c->accel);
+        const char *first = guest_fault_headline(c->accel);
         gint64 deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
         GuestVM *vm;
         QDict *ev;
@@ -230,8 +229,7 @@ static void test_sticky_stop(const void *opaque)
 static void test_several_vcpus(const void *opaque)
 {
     const char *accel = opaque;
-    g_autofree char *first = g_strdup_printf("error: %s run failed Bad "
-                                             "address", accel);
+    const char *first = guest_fault_headline(accel);
     int most = 0;
 
     if (!accel_ok(accel)) {
@@ -776,8 +774,7 @@ static void test_postcopy_loss_during(const void *opaque)
     g_autofree char *uri = g_strdup_printf("unix:%s", sock);
     g_autofree char *status = NULL, *desc = NULL, *dst_mig = NULL;
     g_autofree char *dst_status = NULL, *err = NULL;
-    g_autofree char *first = g_strdup_printf("error: %s run failed Bad "
-                                             "address", accel);
+    const char *first = guest_fault_headline(accel);
     int64_t zero_pages, kept_zero;
     QTestState *dst;
     GuestVM *vm;
@@ -926,8 +923,7 @@ static void test_migrate_finds_loss(const void *opaque)
     g_autofree char *path = ram_file("ram-mig2");
     g_autofree char *out = ram_file("mig2.out");
     g_autofree char *uri = g_strdup_printf("file:%s", out);
-    g_autofree char *first = g_strdup_printf("error: %s run failed Bad "
-                                             "address", accel);
+    const char *first = guest_fault_headline(accel);
     g_autofree char *status = NULL, *desc = NULL, *err = NULL;
     GuestVM *vm;
     QDict *ev;

@@ -596,7 +596,7 @@ static void test_lost_ram(const void *opaque)
     ev = guest_qmp_wait_event(vm->qts, "GUEST_MEMORY_FAULT", 20000);
     g_assert_nonnull(ev);
     data = qdict_get_qdict(ev, "data");
-    if (g_str_equal(qdict_get_str(data, "path"), "kvm-run")) {
+    if (g_str_equal(qdict_get_str(data, "path"), "vcpu-run")) {
         /*
          * Bare -EFAULT from KVM_RUN, as every released VMX/SVM kernel
          * gives it: no GPA, so the report names the whole lost range.

@@ -1192,7 +1192,7 @@ static void test_swp_private_fault(void)
     g_assert_true(qdict_get_bool(data, "private"));
     g_assert_cmphex(qdict_get_uint(data, "gpa"), ==, PAGE_B);
     g_assert_cmphex(qdict_get_uint(data, "size"), ==, 0x1000);
-    g_assert_cmpstr(qdict_get_str(data, "path"), ==, "kvm-memory-fault-exit");
+    g_assert_cmpstr(qdict_get_str(data, "path"), ==, "memory-fault-exit");
     g_assert_cmpstr(qdict_get_str(data, "backing"), ==, "guest-memfd");
     qobject_unref(ev);
     rsp = qtest_qmp(vm->qts, "{ 'execute': 'query-status' }");

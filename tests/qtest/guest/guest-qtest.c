@@ -200,6 +200,12 @@ GArray *guest_mtree_ranges(QTestState *qts, const char *block,
     return pairs;
 }
 
+const char *guest_fault_headline(const char *accel)
+{
+    return g_str_equal(accel, "kvm") ? "error: kvm run failed Bad address"
+                                     : "error: guest memory fault";
+}
+
 unsigned guest_count_lines(const char *text, const char *line)
 {
     g_auto(GStrv) lines = g_strsplit(text, "\n", -1);

@@ -106,6 +106,12 @@ GArray *guest_mtree_ranges(QTestState *qts, const char *block,
 unsigned guest_count_lines(const char *text, const char *line);
 
 /*
+ * The first line of a guest-memory fault report under @accel: KVM keeps
+ * the line its users know, other accelerators have no run that failed.
+ */
+const char *guest_fault_headline(const char *accel);
+
+/*
  * The VM is stopped with run state internal-error and stays so: cont is
  * refused without a reset.
  */
