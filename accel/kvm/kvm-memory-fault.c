@@ -19,48 +19,13 @@
 #include "system/kvm.h"
 #include "system/memory.h"
 #include "system/ramblock.h"
-#include "kvm-memory-fault.h"
+#include "kvm-cpus.h"
 #include "trace.h"
-
-/*
- * The same emulation failure at the same address this often in a row
- * (each within REPEAT_WINDOW_US of the previous one): stop the VM.
- */
-#define EMULATION_FAILURE_REPEAT_LIMIT 16
-#define REPEAT_WINDOW_US (G_USEC_PER_SEC)
-
-typedef struct VcpuFaultState {
-    /* The last emulation failure that was not fatal. */
-    uint64_t emu_pc;
-    int64_t emu_time;
-    unsigned emu_repeats;
-    /* The last KVM_EXIT_MEMORY_FAULT that QEMU resolved by converting. */
-    bool has_converted;
-    uint64_t conv_gpa, conv_size, conv_flags;
-    uint64_t conv_generation;       /* conversion_generation after it */
-    const char *conv_noop;          /* it was already so: why, if again */
-} VcpuFaultState;
 
 /* Conversions so far, by anybody (fault exits, hypercalls, reset). */
 static uint64_t conversion_generation;
 
-/* KVM's per-vCPU state: what the fault handling remembers of it. */
-struct AccelCPUState {
-    VcpuFaultState fault;
-};
-
-void kvm_memory_fault_init_vcpu(CPUState *cpu)
-{
-    cpu->accel = g_new0(AccelCPUState, 1);
-}
-
-void kvm_memory_fault_destroy_vcpu(CPUState *cpu)
-{
-    g_free(cpu->accel);
-    cpu->accel = NULL;
-}
-
-static VcpuFaultState *get_state(CPUState *cpu)
+static KVMMemoryFaultVcpu *get_state(CPUState *cpu)
 {
     return &cpu->accel->fault;
 }
@@ -133,35 +98,18 @@ bool kvm_memory_fault_check_mmio(CPUState *cpu, uint64_t gpa, bool is_write,
 }
 
 bool kvm_memory_fault_on_emulation_failure(CPUState *cpu,
-                                           struct kvm_run *run,
-                                           bool *stop)
+                                           struct kvm_run *run)
 {
-    VcpuFaultState *s = get_state(cpu);
-    int64_t now = g_get_monotonic_time();
     GuestMemoryFault f;
     MemTxAttrs attrs;
     hwaddr phys;
     vaddr pc;
 
-    *stop = false;
     if (run->internal.suberror != KVM_INTERNAL_ERROR_EMULATION) {
         return false;
     }
     kvm_cpu_synchronize_state(cpu);
     pc = cpu->cc->get_pc(cpu);
-
-    /* A failure that keeps coming back at the same place never ends. */
-    if (s->emu_repeats && s->emu_pc == pc &&
-        now - s->emu_time < REPEAT_WINDOW_US) {
-        if (++s->emu_repeats >= EMULATION_FAILURE_REPEAT_LIMIT) {
-            *stop = true;
-        }
-    } else {
-        s->emu_pc = pc;
-        s->emu_repeats = 1;
-    }
-    s->emu_time = now;
-    trace_kvm_memory_fault_emulation_failure(pc, s->emu_repeats);
 
     if (run->internal.ndata >= 2 &&
         (run->internal.data[0] &
@@ -183,7 +131,6 @@ bool kvm_memory_fault_on_emulation_failure(CPUState *cpu,
     set_page_range(&f, phys);
     guest_memory_fault_report(&f);
     guest_memory_fault_cleanup(&f);
-    *stop = true;
     return true;
 }
 
@@ -207,7 +154,7 @@ static bool attribute_differs(RAMBlock *rb, ram_addr_t offset,
 }
 
 /* Remember a fault QEMU resolved, to notice it coming straight back. */
-static void remember_conversion(VcpuFaultState *s, uint64_t gpa,
+static void remember_conversion(KVMMemoryFaultVcpu *s, uint64_t gpa,
                                 uint64_t size, uint64_t flags)
 {
     s->has_converted = true;
@@ -241,7 +188,7 @@ void kvm_memory_fault_complete_exit(CPUState *cpu)
 
 int kvm_memory_fault_exit(CPUState *cpu, struct kvm_run *run)
 {
-    VcpuFaultState *s = get_state(cpu);
+    KVMMemoryFaultVcpu *s = get_state(cpu);
     uint64_t gpa = run->memory_fault.gpa;
     uint64_t size = run->memory_fault.size;
     uint64_t flags = run->memory_fault.flags;

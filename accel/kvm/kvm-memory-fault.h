@@ -13,9 +13,14 @@
 #include "exec/memattrs.h"
 #include "system/guest-memory-fault.h"
 
-/* Set up and free what the fault handling keeps for vCPU @cpu. */
-void kvm_memory_fault_init_vcpu(CPUState *cpu);
-void kvm_memory_fault_destroy_vcpu(CPUState *cpu);
+/* What the fault handling remembers of a vCPU (in its AccelCPUState). */
+typedef struct KVMMemoryFaultVcpu {
+    /* The last KVM_EXIT_MEMORY_FAULT that QEMU resolved by converting. */
+    bool has_converted;
+    uint64_t conv_gpa, conv_size, conv_flags;
+    uint64_t conv_generation;       /* conversions so far, after it */
+    const char *conv_noop;          /* it was already so: why, if again */
+} KVMMemoryFaultVcpu;
 
 /* KVM_RUN failed with bare EFAULT: find and report what is unbacked. */
 void kvm_memory_fault_on_efault(CPUState *cpu);
@@ -31,12 +36,10 @@ bool kvm_memory_fault_check_mmio(CPUState *cpu, uint64_t gpa, bool is_write,
 
 /*
  * An emulation failure: returns true if it was an instruction fetch from
- * unbacked RAM (reported).  *@stop is set when the VM must stop even
- * where QEMU would re-enter (the same failure at the same address over
- * and over).
+ * unbacked RAM (reported).
  */
 bool kvm_memory_fault_on_emulation_failure(CPUState *cpu,
-                                           struct kvm_run *run, bool *stop);
+                                           struct kvm_run *run);
 
 /*
  * KVM_EXIT_MEMORY_FAULT: convert the range when that is a real
