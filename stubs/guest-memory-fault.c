@@ -5,7 +5,7 @@
  * is built on Linux only): no RAM page is ever tracked as lost, and no
  * fault holds a vCPU or the VM.  Only what code built on every host
  * calls is here; the rest of include/system/guest-memory-fault.h is
- * used by Linux-only code (KVM, the SIGBUS handler).
+ * used by Linux-only code (accelerators, the SIGBUS handler).
  */
 
 #include "qemu/osdep.h"

@@ -8,9 +8,9 @@
  * this file finds what is behind the faulting address without touching
  * it (RAM block, backing, cause), prints one report (a first line the
  * accelerator may word as its users know it, and a detail line), emits
- * GUEST_MEMORY_FAULT, recovers from SIGBUS
- * without dying or looping, and watches backing files so that a
- * truncation is noticed before the guest touches the lost pages.
+ * GUEST_MEMORY_FAULT, recovers from SIGBUS without dying or looping, and
+ * watches backing files so that a truncation is noticed before the guest
+ * touches the lost pages.
  *
  * Nothing lost, nothing fabricated:
  * - every page known to have lost its backing is marked in the block's

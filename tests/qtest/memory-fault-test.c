@@ -2,8 +2,9 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
  * Guest-memory faults: whatever takes away the host backing of guest RAM
- * and however the access reaches QEMU, QEMU prints "error: <accel> run
- * failed Bad address" and one detail line, emits GUEST_MEMORY_FAULT with
+ * and however the access reaches QEMU, QEMU prints a first line (on KVM
+ * "error: kvm run failed Bad address", on TCG "error: guest memory
+ * fault") and one detail line, emits GUEST_MEMORY_FAULT with
  * the exact page, block, offset, backing and cause, stops the VM with
  * run state internal-error, and keeps answering QMP.  Pristine QEMU
  * 10.2.2 dies with SIGBUS (or prints a misleading emulation failure) in

@@ -518,7 +518,7 @@ static void test_gmem_ram_cpr_transfer(void)
                     main_sock, cpr_sock);
     g_assert_nonnull(qdict_get_qdict(rsp, "error"));
     g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"), ==,
-                    "Memory region ram0 is a KVM guest_memfd, which is not "
+                    "Memory region ram0 is a guest_memfd, which is not "
                     "supported with CPR.");
     qobject_unref(rsp);
     guest_vm_free(vm);

@@ -1,9 +1,12 @@
 /*
  * SPDX-License-Identifier: GPL-2.0-or-later
- * What a memory-access signal's context says about the access, x86.
+ * What a memory-access signal's context says about the access, x86
+ * Linux (the layout of ucontext_t is the OS's).
  */
 
-#ifndef HOST_SIGNAL_FAULT_H
+#ifndef CONFIG_LINUX
+#include "host/include/generic/host/signal-fault.h"
+#elif !defined(HOST_SIGNAL_FAULT_H)
 #define HOST_SIGNAL_FAULT_H
 
 #include "host/include/generic/host/signal-fault-types.h"
