@@ -105,7 +105,7 @@ expect_failure missing-patch "lists 0099-missing.patch, which does not exist"
 
 # 9. A topic that starts with a subject no patch has.
 copy_repo topic-unknown-first
-sed -i '0,/^  first: kvm: let ordinary RAM live in a shared guest_memfd$/s//  first: kvm: a patch that is not there/' \
+sed -i '/^topic private$/,/^  first:/s/^  first: .*/  first: kvm: a patch that is not there/' \
     "$tmp/topic-unknown-first/patches/topics"
 expect_failure topic-unknown-first "topic private starts with 'kvm: a patch that is not there', which is the subject of no patch"
 

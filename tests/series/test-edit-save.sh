@@ -86,7 +86,9 @@ fi
 # the change is stored in the later patch as a diff, the repository has the
 # final file, the earlier patch still adds the file as it was, and the
 # series prepares to the work tree.
-before=$(g show "HEAD:$overlay_file" | sha256sum)
+# The file as the patch that adds it adds it (later patches may change it).
+added_in=$(g log --format=%H --diff-filter=A -- "$overlay_file")
+before=$(g show "$added_in:$overlay_file" | sha256sum)
 echo "/* changed by a later patch */" >> "$tmp/tree/$overlay_file"
 g add -A && g commit -q -m "tests: a later change to an overlay file
 
