@@ -165,7 +165,7 @@ note "code built only with in-place guest_memfd headers still compiles"
 run_tap "$PYTHON" "$TOP/scripts/check-in-place-build.py" "$BUILD_ROOT/qemu" \
     "$BUILD_ROOT/qemu-src"
 
-note "hosts without system/guest-memory-fault.c (all but Linux) still link, on stubs/"
+note "hosts without system/guest-memory-*.c (all but Linux) still link, on stubs/"
 run_tap "$PYTHON" "$TOP/scripts/check-stubs-link.py" "$BUILD_ROOT/qemu"
 
 note "docs: every command-line example of the guest_memfd and fault pages runs"

@@ -1,8 +1,8 @@
 /*
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
- * Guest-memory faults on hosts without system/guest-memory-fault.c (it
- * is built on Linux only): no RAM page is ever tracked as lost, and no
+ * Guest-memory faults on hosts without system/guest-memory-*.c (they
+ * are built on Linux only): no RAM page is ever tracked as lost, and no
  * fault holds a vCPU or the VM.  Only what code built on every host
  * calls is here; the rest of include/system/guest-memory-fault.h is
  * used by Linux-only code (accelerators, the SIGBUS handler).

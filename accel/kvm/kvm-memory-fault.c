@@ -2,7 +2,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
  * The KVM side of the guest-memory fault report (system/
- * guest-memory-fault.c): how each KVM_RUN outcome that can mean "this
+ * guest-memory-*.c): how each KVM_RUN outcome that can mean "this
  * guest memory has no host backing" is recognised, given the details KVM
  * provides, and turned into the one report.  Called from kvm_cpu_exec()
  * on the vCPU thread, without the BQL.

@@ -13,7 +13,7 @@
  * guest RAM consults them (migration, snapshots, dump, memsave/pmemsave,
  * device DMA), so that nothing reads fabricated data as guest data.
  *
- * system/guest-memory-fault.c implements this on Linux hosts; elsewhere
+ * system/guest-memory-*.c implement this on Linux hosts; elsewhere
  * stubs/guest-memory-fault.c answers the calls made from code that every
  * host builds (nothing is ever lost there).
  */

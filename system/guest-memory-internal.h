@@ -1,0 +1,67 @@
+/*
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * What the files of guest-memory fault handling (system/guest-memory-*.c)
+ * share among themselves; the rest of QEMU uses
+ * include/system/guest-memory-fault.h.
+ */
+
+#ifndef SYSTEM_GUEST_MEMORY_INTERNAL_H
+#define SYSTEM_GUEST_MEMORY_INTERNAL_H
+
+/*
+ * A report waiting for the vCPUs to stop: the fault that opened the
+ * incident, and every vCPU whose fault was merged into it meanwhile.
+ */
+typedef struct QueuedReport {
+    GuestMemoryFault f;
+    GArray *cpus;                   /* int, f.cpu_index first */
+    QTAILQ_ENTRY(QueuedReport) next;
+} QueuedReport;
+
+/* Lost ranges listed in one report line; the event lists up to MAX. */
+#define LINE_RANGES 4
+#define MAX_RANGES 64
+
+typedef struct FindUnbacked {
+    GuestMemoryFault *f;
+    bool found;
+} FindUnbacked;
+
+/* guest-memory-fault.c */
+extern QEMUBH *guest_memory_report_bh;
+extern bool guest_memory_holds_stop;
+
+/* guest-memory-loss.c */
+uint64_t guest_memory_page_size(RAMBlock *rb);
+void guest_memory_mark_lost(RAMBlock *rb, ram_addr_t start, ram_addr_t end);
+bool guest_memory_truncated_at(RAMBlock *rb, ram_addr_t *offset,
+                               off_t *file_size);
+GArray *guest_memory_lost_ranges(RAMBlock *rb);
+void guest_memory_append_ranges(GString *s, GArray *ranges, guint max);
+
+/* guest-memory-gpa.c */
+void guest_memory_range_to_gpa(RAMBlock *rb, ram_addr_t start,
+                               ram_addr_t end, GArray *ranges);
+void guest_memory_merge_ranges(GArray *ranges);
+bool guest_memory_offset_to_gpa(RAMBlock *rb, ram_addr_t offset,
+                                hwaddr *gpa);
+RAMBlock *guest_memory_gpa_to_block(hwaddr gpa, ram_addr_t *offset);
+
+/* guest-memory-probe.c */
+char *guest_memory_fd_path(int fd);
+bool guest_memory_is_guest_memfd(RAMBlock *rb);
+bool guest_memory_fs_free(int fd, uint64_t *free_bytes);
+int guest_memory_find_unbacked_cb(RAMBlock *rb, void *opaque);
+
+/* guest-memory-sigbus.c */
+void guest_memory_take_recorded(void);
+void guest_memory_sigbus_start(void);
+
+/* guest-memory-watch.c */
+void guest_memory_watch_start(RAMBlock *rb);
+void guest_memory_watch_stop(RAMBlock *rb);
+int guest_memory_check_free_space_cb(RAMBlock *rb, void *opaque);
+int guest_memory_watch_block_cb(RAMBlock *rb, void *opaque);
+
+#endif
