@@ -9,7 +9,8 @@
 # directory, build/bisect: a patch rebuilds only what it touches.  At each
 # patch: qemu-system-x86_64 builds with -Werror, and each of the project's
 # unit tests that exists by then builds and passes.  TAP on stdout, one
-# case per patch; QKM_BISECT_FROM=N starts at patch N (1-based).
+# case per patch; QKM_BISECT_FROM=N starts at patch N (1-based),
+# QKM_BISECT_TO=M stops after patch M.
 
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -37,15 +38,17 @@ rm -rf "$src"
     { echo "Bail out! the series does not prepare"; exit 1; }
 mapfile -t commits < <(git -C "$src" rev-list --reverse upstream..HEAD)
 from=${QKM_BISECT_FROM:-1}
+to=${QKM_BISECT_TO:-${#commits[@]}}
+[ "$to" -le ${#commits[@]} ] || to=${#commits[@]}
 
 # The patched build's options (scripts/build.sh).
 config_args=("${QEMU_CONFIG_ARGS[@]}" --enable-werror ${QKM_CONFIGURE_ARGS:-})
 
-echo "1..$(( ${#commits[@]} - from + 1 ))"
+echo "1..$(( to - from + 1 ))"
 n=0
 failed=0
 start_all=$(date +%s)
-for ((k = from - 1; k < ${#commits[@]}; k++)); do
+for ((k = from - 1; k < to; k++)); do
     c=${commits[k]}
     n=$((n + 1))
     subject=$(git -C "$src" log -1 --format=%s "$c")
