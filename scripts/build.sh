@@ -83,7 +83,7 @@ fi
 if [ "$variant" != pristine ]; then
     # Overlay files edited in the repository since the tree was prepared.
     overlay_paths "$TOP/patches" |
-        rsync -a --checksum --files-from=- "$TOP/" "$src/"
+        rsync -a --checksum --files-from=- "$OVERLAY/" "$src/"
 fi
 
 # --- configure -----------------------------------------------------------

@@ -24,7 +24,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
 patches=$TOP/patches
-overlay=$TOP
+overlay=$OVERLAY
 fail_fast=0
 while [ $# -gt 0 ]; do
     case "$1" in

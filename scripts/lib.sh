@@ -13,6 +13,8 @@ UPSTREAM_TOPDIR=qemu-10.2.2
 
 # The repository root (this file lives in scripts/).
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Files at QEMU paths (the overlay): new files, as QEMU will hold them.
+OVERLAY=$TOP/qemu
 
 # The cache lives outside the work tree so that a fresh clone reuses it.
 CACHE_DIR=${QKM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/qemu-kvm-memfault}

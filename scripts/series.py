@@ -4,8 +4,10 @@
 
 The repository holds two kinds of change to upstream QEMU 10.2.2:
 
-* overlay files: new files we wrote, at their QEMU paths (accel/, target/,
-  tests/qtest/, tests/unit/, docs/, ...), in their final state, listed in
+* overlay files: new files we wrote, at their QEMU paths under qemu/
+  (qemu/accel/, qemu/target/, qemu/tests/qtest/, qemu/docs/, ...; the
+  overlay directory is qemu/ unless --overlay says otherwise), in their
+  final state, listed in
   patches/overlay-files together with the patch that adds each of them;
 * patches/*.patch, listed in patches/series: git-format patches with each
   patch's changes to upstream files and to overlay files that an earlier
@@ -690,7 +692,7 @@ def main():
     top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--patches", default=os.path.join(top, "patches"))
-    ap.add_argument("--overlay", default=top,
+    ap.add_argument("--overlay", default=os.path.join(top, "qemu"),
                     help="the directory holding the overlay roots")
     ap.add_argument("--upstream-repo",
                     default=os.environ.get("QKM_UPSTREAM_REPO"),

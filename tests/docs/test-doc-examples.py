@@ -40,8 +40,8 @@ import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-DEFAULT_DOCS = ("docs/system/guest-memfd.rst",
-                "docs/system/guest-memory-faults.rst")
+DEFAULT_DOCS = ("qemu/docs/system/guest-memfd.rst",
+                "qemu/docs/system/guest-memory-faults.rst")
 
 KVM_CHECK_EXTENSION = 0xae03
 KVM_CAP_VM_TYPES = 235

@@ -51,7 +51,7 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 
 QEMU=${1:-$BUILD_ROOT/qemu/qemu-system-x86_64}
 IMAGE=$BUILD_ROOT/qemu/tests/qtest/guest/guest.bin
-DOC=$TOP/docs/system/libvirt.rst
+DOC=$OVERLAY/docs/system/libvirt.rst
 
 n=0
 failed=0

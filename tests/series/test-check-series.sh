@@ -22,7 +22,7 @@ copy_repo() {
     mkdir -p "$d/overlay"
     cp -a "$TOP/patches" "$d/patches"
     overlay_paths "$TOP/patches" |
-        rsync -a --files-from=- "$TOP/" "$d/overlay/"
+        rsync -a --files-from=- "$OVERLAY/" "$d/overlay/"
 }
 
 last_patch() {

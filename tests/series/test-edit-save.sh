@@ -33,7 +33,7 @@ not_ok() {
 mkdir -p "$tmp/repo/overlay"
 cp -a "$TOP/patches" "$tmp/repo/patches"
 overlay_paths "$TOP/patches" |
-    rsync -a --files-from=- "$TOP/" "$tmp/repo/overlay/"
+    rsync -a --files-from=- "$OVERLAY/" "$tmp/repo/overlay/"
 series() {
     "$PYTHON" "$TOP/scripts/series.py" --patches "$tmp/repo/patches" \
         --overlay "$tmp/repo/overlay" "$@"
