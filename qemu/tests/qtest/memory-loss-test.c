@@ -622,7 +622,6 @@ static void test_migrate_postcopy(const void *opaque)
  * read into a kept page brings the disk's data.
  */
 #define IDE_BASE            0x1f0
-#define IDE_CTL             0x3f6
 #define BMDMA_BASE          0xc000
 #define PCI_CFG(reg)        (0x80000000u | (1 << 11) | (1 << 8) | (reg))
 #define PRDT_GPA            (GUEST_MAILBOX_GPA + 0xa00)
