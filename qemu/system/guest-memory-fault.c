@@ -1,31 +1,21 @@
 /*
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
- * One report for every guest-memory fault.  Guest RAM whose host backing is
- * gone reaches QEMU in many shapes (a failed vCPU run, an MMIO exit at a
- * RAM address, a memory-fault exit, an emulation failure: whatever the
- * accelerator reports; a SIGBUS on a vCPU or on QEMU's own access); this
- * code (system/guest-memory-*.c) finds what is behind the faulting address
- * without touching it (RAM block, backing, cause), prints one report (a
- * first line the accelerator may word as its users know it, and a detail
- * line), emits GUEST_MEMORY_FAULT, recovers from SIGBUS without dying or
- * looping, and watches backing files so that a truncation is noticed before
- * the guest touches the lost pages.
+ * The guest-memory fault report, one per incident: the first fault on a
+ * RAM block is reported, later ones are merged into it until management
+ * resets the VM, and a cap bounds the reports of a pathological guest.
+ * A report marks the lost range in the block's GuestMemoryLoss bitmap,
+ * waits in a bottom half until the vCPUs have stopped, prints a first
+ * line (the accelerator's to word) and a detail line, emits
+ * GUEST_MEMORY_FAULT and stops the VM in internal-error.
  *
- * Nothing lost, nothing fabricated:
- * - every page known to have lost its backing is marked in the block's
- *   GuestMemoryLoss bitmap (from the SIGBUS handler, or from the report
- *   for a truncated tail); migration, snapshots, dump, memsave/pmemsave
- *   and device DMA consult it and fail instead of reading the anonymous
- *   page that keeps QEMU alive after a SIGBUS;
- * - one report per incident: the first fault on a block is reported,
- *   later ones are merged into it until management resets the VM; a cap
- *   bounds the reports of a pathological guest;
- * - the stop is sticky: from the report until a reset by management,
- *   guest-originated resets, shutdowns and suspends are dropped
- *   (system/runstate.c asks guest_memory_fault_holds_stop());
- * - a reset by management restores QEMU's mapping of the backing; pages
- *   the backing has again are forgotten, the others stay lost.
+ * The stop is sticky: from the report until a reset by management,
+ * guest-originated resets, shutdowns and suspends are dropped
+ * (system/runstate.c asks guest_memory_fault_holds_stop()).
+ *
+ * A reset by management maps the backing again over pages that were
+ * replaced by stand-ins, forgets the pages the backing has again (the
+ * others stay lost) and closes the incidents.
  */
 
 #include "qemu/osdep.h"
@@ -44,10 +34,10 @@
 #include "guest-memory-internal.h"
 #include "trace.h"
 
-QEMUBH *guest_memory_report_bh;
+static QEMUBH *report_bh;
 
 /* From the first report until a reset by management. */
-bool guest_memory_holds_stop;
+static bool holds_stop;
 /* Reports printed since the last reset by management. */
 static unsigned reports_since_reset;
 /* More than this many incidents without a reset are only counted. */
@@ -87,7 +77,29 @@ void guest_memory_fault_cleanup(GuestMemoryFault *f)
 
 bool guest_memory_fault_holds_stop(void)
 {
-    return qatomic_read(&guest_memory_holds_stop);
+    return qatomic_read(&holds_stop);
+}
+
+/* From now until a reset by management, no vCPU enters the guest. */
+void guest_memory_set_holds_stop(void)
+{
+    qatomic_set(&holds_stop, true);
+}
+
+/* Whether the main loop can report yet: from machine-init-done. */
+bool guest_memory_report_ready(void)
+{
+    return qatomic_read(&report_bh) != NULL;
+}
+
+/* Have the main loop report what is queued or pending. */
+void guest_memory_schedule_report(void)
+{
+    QEMUBH *bh = qatomic_read(&report_bh);
+
+    if (bh) {
+        qemu_bh_schedule(bh);
+    }
 }
 
 /* --- the report --- */
@@ -210,7 +222,7 @@ bool guest_memory_fault_report(GuestMemoryFault *f)
     if (!f->cause_detail) {
         guest_memory_fault_probe(f);
     }
-    qatomic_set(&guest_memory_holds_stop, true);
+    qatomic_set(&holds_stop, true);
     mark_fault_lost(f);
     block = f->block ? qemu_ram_get_idstr(f->block) : NULL;
     loss = f->block ? f->block->memory_loss : NULL;
@@ -414,8 +426,8 @@ static void emit_reports(void)
     } else {
         /*
          * Already stopped: still, it must not be resumed without a reset
-         * (runstate_needs_reset() says so while guest_memory_holds_stop
-         * is set, even where internal-error cannot be entered).
+         * (runstate_needs_reset() says so while holds_stop is set, even
+         * where internal-error cannot be entered).
          */
         runstate_try_set(RUN_STATE_INTERNAL_ERROR);
     }
@@ -431,12 +443,12 @@ void guest_memory_fault_hold_vcpu(CPUState *cpu)
 {
     /* Out of the guest until the VM stops; the main loop stops it. */
     cpu_stop_current();
-    qemu_bh_schedule(guest_memory_report_bh);
+    qemu_bh_schedule(report_bh);
 }
 
 bool guest_memory_fault_vcpu_held(CPUState *cpu)
 {
-    if (!qatomic_read(&guest_memory_holds_stop)) {
+    if (!qatomic_read(&holds_stop)) {
         return false;
     }
     guest_memory_fault_hold_vcpu(cpu);
@@ -458,10 +470,15 @@ void guest_memory_fault_report_and_stop(GuestMemoryFault *f)
 /* Map the backing again over [@start, @end) of @rb. */
 static void restore_mapping(RAMBlock *rb, ram_addr_t start, ram_addr_t end)
 {
+    /* As the block was mapped (qemu_ram_mmap()). */
+    int prot = rb->flags & RAM_READONLY ? PROT_READ : PROT_READ | PROT_WRITE;
     int flags = MAP_FIXED | (qemu_ram_is_shared(rb) ? MAP_SHARED
                                                     : MAP_PRIVATE);
 
-    if (mmap(rb->host + start, end - start, PROT_READ | PROT_WRITE, flags,
+    if (rb->flags & RAM_NORESERVE) {
+        flags |= MAP_NORESERVE;
+    }
+    if (mmap(rb->host + start, end - start, prot, flags,
              rb->fd, rb->fd_offset + start) == MAP_FAILED) {
         warn_report("RAM block %s: cannot map its backing again at offset "
                     "0x%" PRIx64 ": %s", qemu_ram_get_idstr(rb),
@@ -503,7 +520,7 @@ static int reset_block_cb(RAMBlock *rb, void *opaque)
         for (; p < q; p++) {
             /* Anonymous RAM: the page was replaced, as for poisoned pages. */
             if (rb->fd < 0 || p < backed_pages) {
-                clear_bit(p, loss->lost);
+                clear_bit_atomic(p, loss->lost);
                 qatomic_dec(&loss->lost_pages);
             }
         }
@@ -520,18 +537,16 @@ void guest_memory_fault_system_reset(bool guest)
     }
     qemu_ram_foreach_block(reset_block_cb, NULL);
     reports_since_reset = 0;
-    qatomic_set(&guest_memory_holds_stop, false);
+    qatomic_set(&holds_stop, false);
 }
 
 /* --- when the machine is ready --- */
 
 void guest_memory_fault_machine_ready(void)
 {
-    if (!guest_memory_report_bh) {
-        guest_memory_report_bh = qemu_bh_new(report_bh_cb, NULL);
+    if (!report_bh) {
+        qatomic_set(&report_bh, qemu_bh_new(report_bh_cb, NULL));
     }
     guest_memory_sigbus_start();
-    qemu_ram_foreach_block(guest_memory_check_free_space_cb, NULL);
-    /* Blocks made before the machine: watched from now on. */
-    qemu_ram_foreach_block(guest_memory_watch_block_cb, NULL);
+    guest_memory_watch_machine_ready();
 }

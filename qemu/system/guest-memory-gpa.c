@@ -53,7 +53,7 @@ static gint range_cmp(gconstpointer a, gconstpointer b)
 /*
  * Where [@start, @end) of @rb appears in the guest-physical address space
  * (every alias: below and above 4 GiB, holes excluded), appended to
- * @ranges (sorted, adjacent ranges merged).
+ * @ranges; guest_memory_merge_ranges() sorts and merges them.
  */
 void guest_memory_range_to_gpa(RAMBlock *rb, ram_addr_t start,
                                ram_addr_t end, GArray *ranges)

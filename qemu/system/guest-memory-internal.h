@@ -9,6 +9,9 @@
 #ifndef SYSTEM_GUEST_MEMORY_INTERNAL_H
 #define SYSTEM_GUEST_MEMORY_INTERNAL_H
 
+#include "qemu/queue.h"
+#include "system/guest-memory-fault.h"
+
 /*
  * A report waiting for the vCPUs to stop: the fault that opened the
  * incident, and every vCPU whose fault was merged into it meanwhile.
@@ -23,14 +26,10 @@ typedef struct QueuedReport {
 #define LINE_RANGES 4
 #define MAX_RANGES 64
 
-typedef struct FindUnbacked {
-    GuestMemoryFault *f;
-    bool found;
-} FindUnbacked;
-
 /* guest-memory-fault.c */
-extern QEMUBH *guest_memory_report_bh;
-extern bool guest_memory_holds_stop;
+void guest_memory_set_holds_stop(void);
+bool guest_memory_report_ready(void);
+void guest_memory_schedule_report(void);
 
 /* guest-memory-loss.c */
 uint64_t guest_memory_page_size(RAMBlock *rb);
@@ -52,7 +51,7 @@ RAMBlock *guest_memory_gpa_to_block(hwaddr gpa, ram_addr_t *offset);
 char *guest_memory_fd_path(int fd);
 bool guest_memory_is_guest_memfd(RAMBlock *rb);
 bool guest_memory_fs_free(int fd, uint64_t *free_bytes);
-int guest_memory_find_unbacked_cb(RAMBlock *rb, void *opaque);
+bool guest_memory_find_truncated(GuestMemoryFault *f);
 
 /* guest-memory-sigbus.c */
 void guest_memory_take_recorded(void);
@@ -61,7 +60,6 @@ void guest_memory_sigbus_start(void);
 /* guest-memory-watch.c */
 void guest_memory_watch_start(RAMBlock *rb);
 void guest_memory_watch_stop(RAMBlock *rb);
-int guest_memory_check_free_space_cb(RAMBlock *rb, void *opaque);
-int guest_memory_watch_block_cb(RAMBlock *rb, void *opaque);
+void guest_memory_watch_machine_ready(void);
 
-#endif
+#endif /* SYSTEM_GUEST_MEMORY_INTERNAL_H */

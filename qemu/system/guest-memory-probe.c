@@ -229,7 +229,12 @@ bool guest_memory_gpa_is_unbacked(hwaddr gpa, GuestMemoryFault *f)
     return false;
 }
 
-int guest_memory_find_unbacked_cb(RAMBlock *rb, void *opaque)
+typedef struct FindUnbacked {
+    GuestMemoryFault *f;
+    bool found;
+} FindUnbacked;
+
+static int find_unbacked_cb(RAMBlock *rb, void *opaque)
 {
     FindUnbacked *s = opaque;
     ram_addr_t offset;
@@ -242,6 +247,18 @@ int guest_memory_find_unbacked_cb(RAMBlock *rb, void *opaque)
     s->f->block = rb;
     s->f->offset = offset;
     return 1;
+}
+
+/*
+ * The first RAM block whose backing file is shorter than the block: the
+ * block, and the first offset past the end of the file, go into @f.
+ */
+bool guest_memory_find_truncated(GuestMemoryFault *f)
+{
+    FindUnbacked s = { .f = f };
+
+    qemu_ram_foreach_block(find_unbacked_cb, &s);
+    return s.found;
 }
 
 /* A block whose backing filesystem has no room for another page. */
@@ -267,7 +284,7 @@ bool guest_memory_find_unbacked(GuestMemoryFault *f)
     FindUnbacked s = { .f = f };
     uint64_t free_bytes = 0;
 
-    qemu_ram_foreach_block(guest_memory_find_unbacked_cb, &s);
+    qemu_ram_foreach_block(find_unbacked_cb, &s);
     if (s.found) {
         guest_memory_fault_probe(f);
         return true;
@@ -296,7 +313,7 @@ bool guest_memory_fault_check_guest_request(const char *what,
      */
     guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_GUEST_REQUEST,
                             cpu_index);
-    qemu_ram_foreach_block(guest_memory_find_unbacked_cb, &s);
+    qemu_ram_foreach_block(find_unbacked_cb, &s);
     if (!s.found) {
         guest_memory_fault_cleanup(&f);
         return false;

@@ -147,11 +147,12 @@ static bool sigbus_record(const SigbusRequest *r)
     guest_memory_mark_lost(rb, offset, offset + page);
     /*
      * From here until management resets the VM no vCPU enters the guest
-     * (each holds itself at its next entry, see guest_memory_fault_
-     * vcpu_held()) and nothing starts the VM: the stand-in page must not
-     * reach the guest as its data before the VM stops.
+     * (each holds itself at its next entry, see
+     * guest_memory_fault_vcpu_held()) and nothing starts the VM: the
+     * stand-in page must not reach the guest as its data before the VM
+     * stops.
      */
-    qatomic_set(&guest_memory_holds_stop, true);
+    guest_memory_set_holds_stop();
     CPU_FOREACH(other) {
         if (other->cpu_index != r->cpu_index) {
             qemu_cpu_kick_from_signal(other);
@@ -188,9 +189,7 @@ static bool sigbus_record(const SigbusRequest *r)
      * itself (guest_memory_fault_take_pending()) when it leaves the
      * guest.  It dumps the vCPU's registers only once it has stopped.
      */
-    if (guest_memory_report_bh) {
-        qemu_bh_schedule(guest_memory_report_bh);
-    }
+    guest_memory_schedule_report();
     return true;
 }
 
@@ -293,13 +292,13 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
 bool guest_memory_fault_check_backing(Error **errp)
 {
     GuestMemoryFault f = { 0 };
-    FindUnbacked s = { .f = &f };
     RAMBlock *rb;
+    bool found;
 
     RCU_READ_LOCK_GUARD();
-    qemu_ram_foreach_block(guest_memory_find_unbacked_cb, &s);
+    found = guest_memory_find_truncated(&f);
     rb = f.block;
-    if (s.found && rb->memory_loss &&
+    if (found && rb->memory_loss &&
         !test_bit(f.offset / guest_memory_page_size(rb),
                   rb->memory_loss->lost)) {
         /* What a SIGBUS of QEMU's own read of that page would record. */

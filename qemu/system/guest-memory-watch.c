@@ -138,7 +138,7 @@ void guest_memory_watch_stop(RAMBlock *rb)
  * than the part of the RAM block not yet allocated.  Sparse files are
  * legitimate, so this is a warning, once per block.
  */
-int guest_memory_check_free_space_cb(RAMBlock *rb, void *opaque)
+static int check_free_space_cb(RAMBlock *rb, void *opaque)
 {
     struct stat st;
     uint64_t allocated, needed, free_bytes;
@@ -165,10 +165,18 @@ int guest_memory_check_free_space_cb(RAMBlock *rb, void *opaque)
     return 0;
 }
 
-int guest_memory_watch_block_cb(RAMBlock *rb, void *opaque)
+static int watch_block_cb(RAMBlock *rb, void *opaque)
 {
     if (rb->memory_loss && rb->memory_loss->wd < 0) {
         guest_memory_watch_start(rb);
     }
     return 0;
+}
+
+/* At machine-init-done: the blocks made so far. */
+void guest_memory_watch_machine_ready(void)
+{
+    qemu_ram_foreach_block(check_free_space_cb, NULL);
+    /* Blocks made before the machine: watched from now on. */
+    qemu_ram_foreach_block(watch_block_cb, NULL);
 }

@@ -52,8 +52,8 @@ typedef struct GuestMemoryFault {
 /*
  * What of one RAM block has lost its host backing (RAMBlock::memory_loss,
  * allocated with the block).  One bit per page of the block's page size.
- * Bits are set from signal handlers (atomically) and from thread context;
- * they are cleared only by a reset from management, for pages whose
+ * Bits are set atomically (a fault is recorded on whichever thread meets
+ * it) and cleared only by a reset from management, for pages whose
  * backing is back.
  */
 typedef struct GuestMemoryLoss {
