@@ -44,7 +44,9 @@ QKM_UPSTREAM_REPO=$("$TOP/scripts/upstream-repo.sh")
 series() { "$PYTHON" "$TOP/scripts/series.py" "$@"; }
 
 # --- the source tree ---------------------------------------------------
-first_patch=$(series_patches "$TOP/patches" | head -n 1)
+# sed -n 1p, not head: head leaves early, and under pipefail the
+# writer's SIGPIPE would fail the pipeline (and end this script).
+first_patch=$(series_patches "$TOP/patches" | sed -n 1p)
 if [ "$variant" != pristine ]; then
     series check-overlay
     stamp_input() {

@@ -12,7 +12,8 @@
 #   - the libvirt test (tests/libvirt/: a private libvirt daemon runs the
 #     patched QEMU from domain XML),
 #   - the series checks (scripts/check-series.sh), the tests of the
-#     series checker and of the edit/save workflow (tests/series/).
+#     series checker and of the edit/save workflow (tests/series/),
+#   - a lint of the project's shell scripts (tests/series/).
 # Ends with the skipped subtests and their reasons, then one line
 # "check: N passed, N failed, N skipped" counting subtests (each ok/not ok
 # line of a TAP test), and exits non-zero when anything failed.
@@ -182,6 +183,8 @@ note "tests of the series checker"
 run_tap "$TOP/tests/series/test-check-series.sh"
 note "tests of the edit/save workflow"
 run_tap "$TOP/tests/series/test-edit-save.sh"
+note "shell scripts: no reader that leaves a pipe early under pipefail"
+run_tap "$TOP/tests/series/test-shell-pipelines.sh"
 
 if [ -s "$skipped_list" ]; then
     echo "check: skipped, with the reason each gave:"

@@ -30,7 +30,7 @@ fi
 # The Debian mirror this machine already uses for bookworm; no host name
 # is written into the project.
 mirror=${QKM_DEBIAN_MIRROR:-$(apt-cache policy 2>/dev/null |
-    awk '$3 ~ /^bookworm\/main$/ && $2 ~ /^(https?|file):/ { print $2; exit }')}
+    awk '$3 ~ /^bookworm\/main$/ && $2 ~ /^(https?|file):/ && !m { m = $2 } END { if (m) print m }')}
 [ -n "$mirror" ] || die "cannot find this machine's Debian bookworm mirror in 'apt-cache policy'; set QKM_DEBIAN_MIRROR to a Debian archive URI"
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 [ -f "$keyring" ] || die "$keyring is missing (package debian-archive-keyring)"

@@ -50,12 +50,12 @@ fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep '^install ok installed$' >/dev/null ||
         missing+=("$p")
 done
 bp_missing=()
 for p in "${BACKPORTS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep '^install ok installed$' >/dev/null ||
         bp_missing+=("$p")
 done
 if [ -n "$MESON_MIN" ] && dpkg-query -W -f='${Version}' meson >/dev/null 2>&1; then
@@ -70,7 +70,9 @@ if [ ${#missing[@]} -eq 0 ] && [ ${#bp_missing[@]} -eq 0 ]; then
 fi
 
 have_backports() {
-    apt-cache policy 2>/dev/null | grep -q ' bookworm-backports/main '
+    # grep reads to the end (no -q): under pipefail an early exit would
+    # fail the pipeline through apt-cache's SIGPIPE.
+    apt-cache policy 2>/dev/null | grep ' bookworm-backports/main ' >/dev/null
 }
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -85,7 +87,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 if [ ${#bp_missing[@]} -ne 0 ] && ! have_backports; then
     mirror=$(apt-cache policy 2>/dev/null |
-        awk '$3 ~ /^bookworm\/main$/ && $2 ~ /^(https?|file):/ { print $2; exit }')
+        awk '$3 ~ /^bookworm\/main$/ && $2 ~ /^(https?|file):/ && !m { m = $2 } END { if (m) print m }')
     [ -n "$mirror" ] || die "cannot find this machine's Debian bookworm mirror to add bookworm-backports"
     note "adding bookworm-backports ($mirror)"
     cat > /etc/apt/sources.list.d/bookworm-backports.sources <<EOT

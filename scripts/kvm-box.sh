@@ -144,7 +144,7 @@ prepare() {
         echo "$dir"
         return
     fi
-    [ -x "$BUSYBOX" ] && "$BUSYBOX" --list | grep -qx insmod ||
+    [ -x "$BUSYBOX" ] && "$BUSYBOX" --list | grep -x insmod >/dev/null ||
         die "$BUSYBOX is not a static busybox with insmod (package busybox-static; run scripts/install-deps.sh)"
     fetch_debs "$name"
     local line x
@@ -160,7 +160,7 @@ prepare() {
         shift 2
     done
     local vmlinuz
-    vmlinuz=$(find "$x" \( -name 'vmlinuz-*' -o -name vmlinuz \) -type f | head -n 1)
+    vmlinuz=$(find "$x" \( -name 'vmlinuz-*' -o -name vmlinuz \) -type f -print -quit)
     [ -n "$vmlinuz" ] || die "kernel $name: no vmlinuz in its packages"
     cp "$vmlinuz" "$dir/vmlinuz"
 
@@ -176,14 +176,14 @@ prepare() {
         [ -z "${done[$m]:-}" ] || return 0
         done[$m]=1
         f=$(find "$x" \( -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" \
-                 -o -name "${m//-/_}.ko" -o -name "${m//-/_}.ko.xz" \) | head -n 1)
+                 -o -name "${m//-/_}.ko" -o -name "${m//-/_}.ko.xz" \) -print -quit)
         [ -n "$f" ] || return 0         # built in
         case "$f" in
         *.xz) xz -dc "$f" > "$root/modules/$m.ko" ;;
         *.zst) zstd -qdc "$f" > "$root/modules/$m.ko" ;;
         *) cp "$f" "$root/modules/$m.ko" ;;
         esac
-        deps=$(grep -a -o 'depends=[^[:cntrl:]]*' "$root/modules/$m.ko" | head -n 1)
+        deps=$(grep -a -o 'depends=[^[:cntrl:]]*' "$root/modules/$m.ko" | sed -n 1p)
         deps=${deps#depends=}
         for d in ${deps//,/ }; do
             add_module "$d"

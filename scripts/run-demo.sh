@@ -18,7 +18,7 @@ qemu=$BUILD_ROOT/qemu/qemu-system-x86_64
 image=$BUILD_ROOT/qemu/tests/qtest/guest/guest.bin
 
 echo "== QEMU"
-"$qemu" --version | head -n 1
+"$qemu" --version | sed -n 1p
 echo "== Series applied to pristine $UPSTREAM_VERSION (patches/series)"
 git -C "$BUILD_ROOT/qemu-src" log --reverse --format='  %s' upstream..HEAD |
     grep -v "^  overlay: add the project's new files$" || true
@@ -68,7 +68,7 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
     "$PYTHON" "$TOP/scripts/demo-fault.py" "$qemu" "$image" ||
         die "the guest-memory fault demo failed on this machine's KVM"
 else
-    kernel=$("$TOP/scripts/kvm-box.sh" list | head -n 1)
+    kernel=$("$TOP/scripts/kvm-box.sh" list | sed -n 1p)
     echo "   (no /dev/kvm here: on Debian's Linux $kernel in the KVM box)"
     "$TOP/scripts/kvm-box.sh" run --timeout 300 "$kernel" -- \
         "$PYTHON" "$TOP/scripts/demo-fault.py" "$qemu" "$image" ||

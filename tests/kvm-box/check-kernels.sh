@@ -73,7 +73,7 @@ run_kernel() {
         "$TOP/tests/kvm-box/run-cases.sh" "$k" "${specs[@]}") \
         > "$out/$k.tap" 2> "$out/$k.err" || rc=$?
     if [ $rc -eq 125 ]; then
-        echo "not ok 0 - kvm@$k the box: $(grep '^kvm-box:' "$out/$k.err" | head -n 1)" >> "$out/$k.tap"
+        echo "not ok 0 - kvm@$k the box: $(grep -m1 '^kvm-box:' "$out/$k.err")" >> "$out/$k.tap"
     fi
     echo "# kvm@$k: $((SECONDS - start)) s" >> "$out/$k.tap"
 }

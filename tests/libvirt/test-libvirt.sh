@@ -214,7 +214,7 @@ debugcon_has() {   # debugcon_has NAME TEXT: within 20 s
 }
 
 ram_file() {
-    find "$W/ram" -type f | head -n 1
+    find "$W/ram" -type f -print -quit
 }
 
 # watcher_ready NAME: the watcher has seen NAME's events.  NAME's guest
@@ -364,7 +364,7 @@ if [ "$accel_type" = kvm ] && [ $((gmem_flags & 3)) -eq 3 ]; then
     check "qkm-gmem: gmem0 has guest-memfd on" \
         bash -c "$V qemu-monitor-command qkm-gmem '{\"execute\":\"qom-get\",
                  \"arguments\":{\"path\":\"/objects/gmem0\",
-                 \"property\":\"guest-memfd\"}}' | grep -q '\"return\":true'"
+                 \"property\":\"guest-memfd\"}}' | grep '\"return\":true' >/dev/null"
     check "qkm-gmem: the domain is running" \
         test "$($V domstate qkm-gmem 2>&1)" = running
     check "qkm-gmem: virsh destroy" $V destroy qkm-gmem
@@ -390,7 +390,7 @@ if virt-xml-validate "$W/tdx-launchsecurity.xml" domain \
 else
     tdx_valid=no
 fi
-sed 's/^/# /' "$W/tdx-validate.out" | head -n 3
+head -n 3 "$W/tdx-validate.out" | sed 's/^/# /'
 if dpkg --compare-versions "$lv_version" ge 11.6; then
     check "TDX: libvirt $lv_version validates <launchSecurity type='tdx'>" \
         test $tdx_valid = yes

@@ -32,7 +32,7 @@ last_patch() {
 # The patch that adds the test guest (its hunks and subject the cases
 # below rely on), wherever the series has it.
 guest_patch() {
-    series_patches "$1/patches" | grep -m1 'tests-qtest-add-a-freestanding'
+    series_patches "$1/patches" | grep 'tests-qtest-add-a-freestanding' | sed -n 1p
 }
 
 # expect_failure NAME PATTERN: the checker fails on $tmp/NAME and its

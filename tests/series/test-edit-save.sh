@@ -41,7 +41,7 @@ series() {
 g() {
     git -C "$tmp/tree" -c user.name=Test -c user.email=test@example.com "$@"
 }
-overlay_file=$(overlay_paths "$TOP/patches" | grep -m1 '\.c$')
+overlay_file=$(overlay_paths "$TOP/patches" | grep '\.c$' | sed -n 1p)
 owner=$(awk -v f="$overlay_file" '$1 == f { print $2 }' \
         "$TOP/patches/overlay-files")
 
@@ -100,7 +100,7 @@ last=$(series_patches "$tmp/repo/patches" | tail -1)
 series prepare "$tmp/prepared" >/dev/null 2>&1
 added_by=$(git -C "$tmp/prepared" log --format=%H --diff-filter=A -- "$overlay_file")
 if grep -q "^diff --git a/$overlay_file b/$overlay_file" "$tmp/repo/patches/$last" &&
-   tail -1 "$tmp/repo/overlay/$overlay_file" | grep -q "changed by a later patch" &&
+   tail -1 "$tmp/repo/overlay/$overlay_file" | grep "changed by a later patch" >/dev/null &&
    [ "$(git -C "$tmp/prepared" show "$added_by:$overlay_file" | sha256sum)" = "$before" ] &&
    [ "$(git -C "$tmp/prepared" rev-parse 'HEAD^{tree}')" = "$(g rev-parse 'HEAD^{tree}')" ]; then
     ok "a later patch changes an overlay file an earlier one adds"
