@@ -86,12 +86,6 @@ void guest_memory_set_holds_stop(void)
     qatomic_set(&holds_stop, true);
 }
 
-/* Whether the main loop can report yet: from machine-init-done. */
-bool guest_memory_report_ready(void)
-{
-    return qatomic_read(&report_bh) != NULL;
-}
-
 /* Have the main loop report what is queued or pending. */
 void guest_memory_schedule_report(void)
 {
@@ -286,8 +280,10 @@ static void print_report(QueuedReport *q)
     intList *event_cpus = NULL, **cpu_tail = &event_cpus;
     GuestMemoryLoss *loss = f->block ? f->block->memory_loss : NULL;
     const char *block = f->block ? qemu_ram_get_idstr(f->block) : NULL;
+    /* q->cpus holds the reporting vCPU first, if a vCPU reports. */
+    guint first_other = f->cpu_index >= 0 ? 1 : 0;
     /* Other vCPUs met the same loss before they stopped. */
-    bool several = q->cpus->len > (f->cpu_index >= 0 ? 1 : 0);
+    bool several = q->cpus->len > first_other;
 
     if (loss && qatomic_read(&loss->lost_pages)) {
         ranges = guest_memory_lost_ranges(f->block);
@@ -313,7 +309,7 @@ static void print_report(QueuedReport *q)
     }
     if (several) {
         g_string_append(line, "also vCPU");
-        for (guint i = f->cpu_index >= 0; i < q->cpus->len; i++) {
+        for (guint i = first_other; i < q->cpus->len; i++) {
             g_string_append_printf(line, " %d", g_array_index(q->cpus, int,
                                                               i));
         }
@@ -348,7 +344,7 @@ static void print_report(QueuedReport *q)
                            GuestMemoryFaultPath_str(f->path));
     if (ranges->len) {
         g_string_append(line, "; lost: GPA ");
-        guest_memory_append_ranges(line, ranges, LINE_RANGES);
+        guest_memory_append_ranges(line, ranges, GUEST_MEMORY_LINE_RANGES);
     }
     if (f->count > 1) {
         g_string_append_printf(line, "; %u faults", f->count);

@@ -23,12 +23,11 @@ typedef struct QueuedReport {
 } QueuedReport;
 
 /* Lost ranges listed in one report line; the event lists up to MAX. */
-#define LINE_RANGES 4
-#define MAX_RANGES 64
+#define GUEST_MEMORY_LINE_RANGES 4
+#define GUEST_MEMORY_MAX_RANGES 64
 
 /* guest-memory-fault.c */
 void guest_memory_set_holds_stop(void);
-bool guest_memory_report_ready(void);
 void guest_memory_schedule_report(void);
 
 /* guest-memory-loss.c */

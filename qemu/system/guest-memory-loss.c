@@ -129,7 +129,7 @@ GArray *guest_memory_lost_ranges(RAMBlock *rb)
     uint64_t page = guest_memory_page_size(rb);
     uint64_t p = 0, q;
 
-    while (loss && ranges->len < MAX_RANGES) {
+    while (loss && ranges->len < GUEST_MEMORY_MAX_RANGES) {
         p = find_next_bit(loss->lost, loss->nr_pages, p);
         if (p >= loss->nr_pages) {
             break;
@@ -161,9 +161,9 @@ static bool block_error(RAMBlock *rb, Error **errp)
     g_autoptr(GArray) ranges = guest_memory_lost_ranges(rb);
     g_autoptr(GString) s = g_string_new(NULL);
 
-    guest_memory_append_ranges(s, ranges, LINE_RANGES);
+    guest_memory_append_ranges(s, ranges, GUEST_MEMORY_LINE_RANGES);
     error_setg(errp, "guest RAM block %s has lost its host backing at GPA "
-               "%s (%" PRIu64 " pages of 0x%" PRIx64 " bytes); its contents "
+               "%s (%lu pages of 0x%" PRIx64 " bytes); its contents "
                "there are gone and are not read as guest data",
                qemu_ram_get_idstr(rb), ranges->len ? s->str : "(unmapped)",
                qatomic_read(&rb->memory_loss->lost_pages),

@@ -132,7 +132,6 @@ static void probe_fd_page(GuestMemoryFault *f, int fd, uint64_t pos,
         return;
     }
     if ((uint64_t)st.st_size < pos + page) {
-        f->backing_size = st.st_size;
         set_cause(f, GUEST_MEMORY_FAULT_CAUSE_BACKING_TRUNCATED,
                   g_strdup_printf("backing file truncated to 0x%" PRIx64
                                   " bytes", (uint64_t)st.st_size));
@@ -284,8 +283,7 @@ bool guest_memory_find_unbacked(GuestMemoryFault *f)
     FindUnbacked s = { .f = f };
     uint64_t free_bytes = 0;
 
-    qemu_ram_foreach_block(find_unbacked_cb, &s);
-    if (s.found) {
+    if (guest_memory_find_truncated(f)) {
         guest_memory_fault_probe(f);
         return true;
     }
@@ -305,7 +303,6 @@ bool guest_memory_fault_check_guest_request(const char *what,
                                             int cpu_index)
 {
     GuestMemoryFault f;
-    FindUnbacked s = { .f = &f };
 
     /*
      * Only a truncated backing: a full filesystem loses no page by
@@ -313,8 +310,7 @@ bool guest_memory_fault_check_guest_request(const char *what,
      */
     guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_GUEST_REQUEST,
                             cpu_index);
-    qemu_ram_foreach_block(find_unbacked_cb, &s);
-    if (!s.found) {
+    if (!guest_memory_find_truncated(&f)) {
         guest_memory_fault_cleanup(&f);
         return false;
     }

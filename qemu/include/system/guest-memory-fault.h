@@ -46,7 +46,6 @@ typedef struct GuestMemoryFault {
     char *backing_path;
     GuestMemoryFaultCause cause;
     char *cause_detail;
-    uint64_t backing_size;          /* file size, for backing-truncated */
 } GuestMemoryFault;
 
 /*
@@ -59,7 +58,7 @@ typedef struct GuestMemoryFault {
 typedef struct GuestMemoryLoss {
     unsigned long *lost;
     uint64_t nr_pages;
-    uint64_t lost_pages;            /* bits set in @lost; atomic */
+    unsigned long lost_pages;       /* bits set in @lost; atomic */
     /* The rest is under the BQL. */
     bool incident_open;             /* reported, not reset since */
     unsigned incident_faults;       /* faults merged into that report */
