@@ -461,6 +461,28 @@ void guest_memory_fault_report_and_stop(GuestMemoryFault *f)
     }
 }
 
+bool guest_memory_fault_check_guest_request(const char *what,
+                                            int cpu_index)
+{
+    GuestMemoryFault f;
+
+    /*
+     * Only a truncated backing: a full filesystem loses no page by
+     * itself, and a healthy guest must still be able to reboot.
+     */
+    guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_GUEST_REQUEST,
+                            cpu_index);
+    if (!guest_memory_find_truncated(&f)) {
+        guest_memory_fault_cleanup(&f);
+        return false;
+    }
+    f.request = what;
+    guest_memory_fault_probe(&f);
+    guest_memory_fault_report_and_stop(&f);
+    guest_memory_fault_cleanup(&f);
+    return true;
+}
+
 /* --- reset by management --- */
 
 /* Map the backing again over [@start, @end) of @rb. */
