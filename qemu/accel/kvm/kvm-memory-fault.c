@@ -10,9 +10,7 @@
 
 #include "qemu/osdep.h"
 #include <linux/kvm.h>
-#include "qemu/bitops.h"
 #include "qemu/rcu.h"
-#include "qemu/thread.h"
 #include "hw/core/cpu.h"
 #include "system/address-spaces.h"
 #include "system/guest-memory-fault.h"

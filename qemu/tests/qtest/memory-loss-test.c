@@ -1284,6 +1284,53 @@ static void test_watch_rearms(const void *opaque)
     unlink(out);
 }
 
+/*
+ * A guest suspended to RAM (ACPI S3) whose backing the watch finds cut:
+ * the VM goes from suspended to internal-error, reported once, QEMU
+ * alive, and system_wakeup does not run it again.
+ */
+static void test_suspended_then_lost(const void *opaque)
+{
+    const char *accel = opaque;
+    g_autofree char *path = ram_file("ram-suspended");
+    g_autofree char *status = NULL;
+    g_autofree char *err = NULL;
+    /* PIIX4 power management: 00:01.3, its I/O at 0x600. */
+    const uint32_t pm_cfg = 0x80000000 | (1 << 11) | (3 << 8);
+    GuestVM *vm;
+    QDict *rsp;
+
+    if (!accel_ok(accel)) {
+        return;
+    }
+    vm = start_file_vm(accel, path, true, NULL, GUEST_OP_NONE, 0, 0);
+    guest_vm_resume(vm);
+    g_assert_true(guest_vm_wait_done(vm, 20000));
+
+    qtest_outl(vm->qts, 0xcf8, pm_cfg | 0x40);      /* PMBA */
+    qtest_outl(vm->qts, 0xcfc, 0x601);
+    qtest_outl(vm->qts, 0xcf8, pm_cfg | 0x80);      /* PMREGMISC */
+    qtest_outb(vm->qts, 0xcfc, 1);
+    /* PM1_CNT: SLP_EN, SLP_TYP 1 (S3). */
+    qtest_outw(vm->qts, 0x604, (1 << 13) | (1 << 10));
+    qobject_unref(guest_qmp_wait_event(vm->qts, "SUSPEND", 10000));
+    g_assert_cmpstr(run_status(vm->qts, &status), ==, "suspended");
+
+    g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
+    qobject_unref(wait_fault(vm->qts));
+    guest_vm_assert_internal_error(vm->qts);
+    rsp = qtest_qmp(vm->qts, "{ 'execute': 'system_wakeup' }");
+    qobject_unref(rsp);
+    g_usleep(100 * 1000);
+    guest_vm_assert_internal_error(vm->qts);
+    g_assert_cmpint(count_events(vm->qts, "WAKEUP"), ==, 0);
+    err = guest_vm_stderr(vm);
+    g_assert_cmpuint(guest_count_lines(err, guest_fault_headline(accel)), ==,
+                     1);
+    guest_vm_free(vm);
+    unlink(path);
+}
+
 /* --- guest-physical ranges --- */
 
 /* The event's "lost" ranges are exactly @want (pairs). */
@@ -1524,6 +1571,7 @@ int main(int argc, char **argv)
             { "several-vcpus", test_several_vcpus },
             { "reset-still-lost", test_reset_still_lost },
             { "watch-rearms", test_watch_rearms },
+            { "suspended-then-lost", test_suspended_then_lost },
         };
 
         for (int s = 0; s < ARRAY_SIZE(smps); s++) {
