@@ -414,14 +414,23 @@ static void test_registers_at_fault(const void *opaque)
 /* --- nothing fabricated --- */
 
 /* A stopped VM with the backing truncated to KEEP_SIZE and reported. */
-static GuestVM *start_lost_vm_extra(const char *accel, const char *path,
-                                    const char *extra)
+/* A guest on RAM in @path that has started and done nothing else. */
+static GuestVM *start_idle_vm(const char *accel, const char *path,
+                              bool watch, const char *extra)
 {
-    GuestVM *vm = start_file_vm(accel, path, true, extra, GUEST_OP_NONE, 0,
+    GuestVM *vm = start_file_vm(accel, path, watch, extra, GUEST_OP_NONE, 0,
                                 0);
 
     guest_vm_resume(vm);
     g_assert_true(guest_vm_wait_done(vm, 20000));
+    return vm;
+}
+
+static GuestVM *start_lost_vm_extra(const char *accel, const char *path,
+                                    const char *extra)
+{
+    GuestVM *vm = start_idle_vm(accel, path, true, extra);
+
     g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
     qobject_unref(wait_fault(vm->qts));
     return vm;
@@ -930,9 +939,7 @@ static void test_migrate_finds_loss(const void *opaque)
     if (!accel_ok(accel)) {
         return;
     }
-    vm = start_file_vm(accel, path, false, NULL, GUEST_OP_NONE, 0, 0);
-    guest_vm_resume(vm);
-    g_assert_true(guest_vm_wait_done(vm, 20000));
+    vm = start_idle_vm(accel, path, false, NULL);
     g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
     qtest_qmp_assert_success(vm->qts, "{ 'execute': 'migrate', "
                              "'arguments': { 'uri': %s } }", uri);
@@ -979,9 +986,7 @@ static void test_migrate_fails_after_stop(const void *opaque)
     if (!accel_ok(accel)) {
         return;
     }
-    vm = start_file_vm(accel, path, true, NULL, GUEST_OP_NONE, 0, 0);
-    guest_vm_resume(vm);
-    g_assert_true(guest_vm_wait_done(vm, 20000));
+    vm = start_idle_vm(accel, path, true, NULL);
     qtest_qmp_assert_success(vm->qts, "{ 'execute': "
                              "'migrate-set-capabilities', 'arguments': "
                              "{ 'capabilities': [ { 'capability': "
@@ -1303,9 +1308,7 @@ static void test_suspended_then_lost(const void *opaque)
     if (!accel_ok(accel)) {
         return;
     }
-    vm = start_file_vm(accel, path, true, NULL, GUEST_OP_NONE, 0, 0);
-    guest_vm_resume(vm);
-    g_assert_true(guest_vm_wait_done(vm, 20000));
+    vm = start_idle_vm(accel, path, true, NULL);
 
     qtest_outl(vm->qts, 0xcf8, pm_cfg | 0x40);      /* PMBA */
     qtest_outl(vm->qts, 0xcfc, 0x601);
