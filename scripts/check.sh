@@ -26,6 +26,7 @@ PROJECT_QTESTS=(
     guest-modes-test    # the test guest reaches every CPU mode, KVM and TCG
     memory-fault-test   # one report for every guest-memory fault
     memory-loss-test    # after it: sticky stop, lost pages stay lost, reset
+    memory-error-test   # lost-page-action=guest-error: machine checks
     nested-npt-test     # the test guest as an SVM/NPT L1 hypervisor
     private-memory-test # guest_memfd RAM, sw-protected-vm (real or model)
     tdx-populate-test   # TDX launch and population (real or contract layer)

@@ -16,6 +16,12 @@
  * A reset by management maps the backing again over pages that were
  * replaced by stand-ins, forgets the pages the backing has again (the
  * others stay lost) and closes the incidents.
+ *
+ * A memory backend with lost-page-action=guest-error keeps the VM
+ * running instead: a vCPU's access to a lost page at a known address
+ * raises the error in the guest (the target's raise_memory_error), on
+ * every access; the first one of an incident is printed and sent at
+ * once, the others are merged into it.
  */
 
 #include "qemu/osdep.h"
@@ -26,6 +32,7 @@
 #include "qapi/qapi-events-run-state.h"
 #include "hw/core/cpu.h"
 #include "accel/accel-cpu-ops.h"
+#include "hw/core/sysemu-cpu-ops.h"
 #include "system/cpus.h"
 #include "system/guest-memory-fault.h"
 #include "system/hw_accel.h"
@@ -267,8 +274,35 @@ out:
     return opened;
 }
 
-/* Print the report lines and send the event for @q. */
-static void print_report(QueuedReport *q)
+/* What the report line says was done, after the fault itself. */
+static void append_action(GString *line, GuestMemoryFaultAction action,
+                          const char *why)
+{
+    switch (action) {
+    case GUEST_MEMORY_FAULT_ACTION_MACHINE_CHECK:
+        g_string_append(line, "; action: machine check raised in the guest, "
+                        "the VM keeps running");
+        break;
+    case GUEST_MEMORY_FAULT_ACTION_SHUTDOWN:
+        g_string_append_printf(line, "; action: processor shutdown (triple "
+                               "fault): %s", why);
+        break;
+    case GUEST_MEMORY_FAULT_ACTION_NONE:
+        g_string_append(line, "; action: none yet, the VM keeps running and "
+                        "the guest gets a machine check when it touches a "
+                        "lost page");
+        break;
+    default:
+        break;
+    }
+}
+
+/*
+ * Print the report lines and send the event for @q, telling @action
+ * (and @why, for a shutdown).
+ */
+static void print_report(QueuedReport *q, GuestMemoryFaultAction action,
+                         const char *why)
 {
     GuestMemoryFault *f = &q->f;
     g_autoptr(GString) line = g_string_new("guest memory fault: ");
@@ -349,13 +383,16 @@ static void print_report(QueuedReport *q)
     if (f->count > 1) {
         g_string_append_printf(line, "; %u faults", f->count);
     }
+    append_action(line, action, why);
 
     trace_guest_memory_fault_report(GuestMemoryFaultPath_str(f->path),
                                     f->cpu_index, f->has_gpa ? f->gpa : -1,
                                     f->size,
                                     GuestMemoryAccess_str(f->access),
                                     GuestMemoryFaultCause_str(f->cause));
-    fprintf(stderr, "error: %s\n", headline);
+    fprintf(stderr, "%s: %s\n",
+            action == GUEST_MEMORY_FAULT_ACTION_STOP ? "error" : "warning",
+            headline);
     fprintf(stderr, "%s\n", line->str);
 
     for (guint i = 0; i < ranges->len; i++) {
@@ -379,7 +416,7 @@ static void print_report(QueuedReport *q)
                                        f->backing, f->backing_path,
                                        f->cause, f->cause_detail,
                                        f->count, event_ranges != NULL,
-                                       event_ranges);
+                                       event_ranges, action);
     qapi_free_GuestMemoryRangeList(event_ranges);
     qapi_free_intList(event_cpus);
 }
@@ -408,7 +445,7 @@ static void emit_reports(void)
             q->f.block->memory_loss->incident_report == q) {
             q->f.block->memory_loss->incident_report = NULL;
         }
-        print_report(q);
+        print_report(q, GUEST_MEMORY_FAULT_ACTION_STOP, NULL);
         cpu = q->f.cpu_index >= 0 ? qemu_get_cpu(q->f.cpu_index) : NULL;
         if (cpu) {
             /* The code bytes may be what is unbacked: do not read them. */
@@ -451,8 +488,132 @@ bool guest_memory_fault_vcpu_held(CPUState *cpu)
     return true;
 }
 
+/* Does @f's cause lose data (rather than a slot or a conversion)? */
+static bool fault_loses_data(GuestMemoryFault *f)
+{
+    return f->cause == GUEST_MEMORY_FAULT_CAUSE_BACKING_TRUNCATED ||
+           f->cause == GUEST_MEMORY_FAULT_CAUSE_NO_SPACE ||
+           f->cause == GUEST_MEMORY_FAULT_CAUSE_HARDWARE_ERROR;
+}
+
+/*
+ * With the BQL: report @f, which leaves the VM running (@action), once
+ * per incident as guest_memory_fault_report() counts them, printed and
+ * sent now: nothing waits for the vCPUs to stop.
+ */
+static void report_running(GuestMemoryFault *f, GuestMemoryFaultAction action,
+                           const char *why)
+{
+    GuestMemoryLoss *loss = f->block->memory_loss;
+    const char *block = qemu_ram_get_idstr(f->block);
+    QueuedReport q = { .f = *f };
+
+    if (loss->incident_open) {
+        loss->incident_faults += f->count;
+        trace_guest_memory_fault_merged(GuestMemoryFaultPath_str(f->path),
+                                        f->cpu_index, block,
+                                        loss->incident_faults);
+        return;
+    }
+    if (reports_since_reset >= REPORT_CAP) {
+        trace_guest_memory_fault_merged(GuestMemoryFaultPath_str(f->path),
+                                        f->cpu_index, block, 0);
+        return;
+    }
+    reports_since_reset++;
+    loss->incident_open = true;
+    loss->incident_faults = f->count;
+    q.cpus = g_array_new(false, false, sizeof(int));
+    queued_add_cpu(&q, f->cpu_index);
+    print_report(&q, action, why);
+    g_array_free(q.cpus, true);
+}
+
+/*
+ * If @f's RAM block hands lost pages to the guest and @cpu's access met
+ * a lost page at a known address, raise the error in the guest, report
+ * it and return true: @cpu goes on.
+ */
+static bool fault_to_guest(GuestMemoryFault *f, CPUState *cpu)
+{
+    const SysemuCPUOps *ops = cpu->cc->sysemu_ops;
+    GuestMemoryFaultAction action;
+    const char *why = NULL;
+
+    if (!f->block || !f->block->memory_loss || !f->has_gpa ||
+        !ops->raise_memory_error || !fault_loses_data(f) ||
+        !guest_memory_block_guest_error(f->block)) {
+        return false;
+    }
+    mark_fault_lost(f);
+    if (ops->raise_memory_error(cpu, f->gpa, !f->insn_done, &why)) {
+        action = GUEST_MEMORY_FAULT_ACTION_MACHINE_CHECK;
+    } else {
+        action = GUEST_MEMORY_FAULT_ACTION_SHUTDOWN;
+    }
+    trace_guest_memory_fault_to_guest(cpu->cpu_index, f->gpa,
+                                      GuestMemoryFaultAction_str(action));
+    report_running(f, action, why);
+    return true;
+}
+
+bool guest_memory_fault_report_vcpu(GuestMemoryFault *f, CPUState *cpu)
+{
+    bool locked = bql_locked();
+    bool handed;
+
+    if (!locked) {
+        bql_lock();
+    }
+    if (!f->cause_detail) {
+        guest_memory_fault_probe(f);
+    }
+    handed = fault_to_guest(f, cpu);
+    if (!handed) {
+        guest_memory_fault_report(f);
+    }
+    if (!locked) {
+        bql_unlock();
+    }
+    return handed;
+}
+
+bool guest_memory_fault_trap(GuestMemoryFault *f, unsigned *generation)
+{
+    bool locked = bql_locked();
+    bool trapped = false;
+
+    if (!locked) {
+        bql_lock();
+    }
+    if (!f->cause_detail) {
+        guest_memory_fault_probe(f);
+    }
+    if (f->block && f->block->memory_loss && fault_loses_data(f) &&
+        guest_memory_block_guest_error(f->block)) {
+        mark_fault_lost(f);
+        guest_memory_trap_lost(f->block);
+        trapped = *generation != guest_memory_trap_generation;
+        *generation = guest_memory_trap_generation;
+    }
+    if (!locked) {
+        bql_unlock();
+    }
+    return trapped;
+}
+
 void guest_memory_fault_report_and_stop(GuestMemoryFault *f)
 {
+    if (f->path == GUEST_MEMORY_FAULT_PATH_BACKING_WATCH && f->block &&
+        f->block->memory_loss && guest_memory_block_guest_error(f->block)) {
+        /* No access yet: each access will raise the error in the guest. */
+        if (!f->cause_detail) {
+            guest_memory_fault_probe(f);
+        }
+        mark_fault_lost(f);
+        report_running(f, GUEST_MEMORY_FAULT_ACTION_NONE, NULL);
+        return;
+    }
     guest_memory_fault_report(f);
     if (qemu_in_vcpu_thread()) {
         guest_memory_fault_hold_vcpu(current_cpu);
@@ -472,7 +633,9 @@ bool guest_memory_fault_check_guest_request(const char *what,
      */
     guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_GUEST_REQUEST,
                             cpu_index);
-    if (!guest_memory_find_truncated(&f)) {
+    if (!guest_memory_find_truncated(&f) ||
+        guest_memory_block_guest_error(f.block)) {
+        /* With guest-error, each access to a lost page raises the error. */
         guest_memory_fault_cleanup(&f);
         return false;
     }
@@ -515,6 +678,8 @@ static int reset_block_cb(RAMBlock *rb, void *opaque)
     if (!loss) {
         return 0;
     }
+    /* Pages still lost are trapped again when KVM meets them. */
+    guest_memory_trap_remove(rb);
     loss->incident_open = false;
     loss->incident_faults = 0;
     if (rb->fd >= 0 && guest_memory_truncated_at(rb, &trunc, &size)) {

@@ -27,11 +27,17 @@ static bool collect_gpa_cb(Int128 start, Int128 len, const MemoryRegion *mr,
                            hwaddr offset_in_region, void *opaque)
 {
     CollectGpa *s = opaque;
+    GuestMemoryTrap *t;
     uint64_t lo, hi;
     GuestMemoryRange r;
 
     if (mr != s->mr) {
-        return false;
+        /* A region that covers lost RAM of the block stands for it. */
+        t = guest_memory_trap_of(mr);
+        if (!t || t->rb->mr != s->mr) {
+            return false;
+        }
+        offset_in_region += t->offset;
     }
     lo = MAX(s->start, offset_in_region);
     hi = MIN(s->end, offset_in_region + int128_get64(len));
@@ -109,14 +115,20 @@ RAMBlock *guest_memory_gpa_to_block(hwaddr gpa, ram_addr_t *offset)
 {
     MemoryRegionSection section;
     RAMBlock *rb = NULL;
+    GuestMemoryTrap *t;
 
     section = memory_region_find(get_system_memory(), gpa, 1);
     if (!section.mr) {
         return NULL;
     }
+    t = guest_memory_trap_of(section.mr);
     if (memory_region_is_ram(section.mr) && section.mr->ram_block) {
         rb = section.mr->ram_block;
         *offset = section.offset_within_region;
+    } else if (t) {
+        /* Lost RAM covered for KVM's sake (guest-memory-trap.c). */
+        rb = t->rb;
+        *offset = t->offset + section.offset_within_region;
     }
     memory_region_unref(section.mr);
     return rb;

@@ -10,6 +10,7 @@
 #define SYSTEM_GUEST_MEMORY_INTERNAL_H
 
 #include "qemu/queue.h"
+#include "system/memory.h"
 #include "system/guest-memory-fault.h"
 
 /*
@@ -22,6 +23,17 @@ typedef struct QueuedReport {
     QTAILQ_ENTRY(QueuedReport) next;
 } QueuedReport;
 
+/*
+ * An I/O region over a lost guest-physical range of a RAM block, so that
+ * KVM exits with the address of an access to it (guest-memory-trap.c).
+ */
+typedef struct GuestMemoryTrap {
+    MemoryRegion mr;
+    RAMBlock *rb;
+    ram_addr_t offset;              /* of the region's start in @rb */
+    bool mapped;                    /* in system memory */
+} GuestMemoryTrap;
+
 /* Lost ranges listed in one report line; the event lists up to MAX. */
 #define GUEST_MEMORY_LINE_RANGES 4
 #define GUEST_MEMORY_MAX_RANGES 64
@@ -32,6 +44,7 @@ void guest_memory_schedule_report(void);
 
 /* guest-memory-loss.c */
 uint64_t guest_memory_page_size(RAMBlock *rb);
+bool guest_memory_block_guest_error(RAMBlock *rb);
 void guest_memory_mark_lost(RAMBlock *rb, ram_addr_t start, ram_addr_t end);
 bool guest_memory_truncated_at(RAMBlock *rb, ram_addr_t *offset,
                                off_t *file_size);
@@ -55,6 +68,13 @@ bool guest_memory_find_truncated(GuestMemoryFault *f);
 /* guest-memory-sigbus.c */
 void guest_memory_take_recorded(void);
 void guest_memory_sigbus_start(void);
+
+/* guest-memory-trap.c */
+extern unsigned guest_memory_trap_generation;
+GuestMemoryTrap *guest_memory_trap_of(const MemoryRegion *mr);
+void guest_memory_trap_lost(RAMBlock *rb);
+void guest_memory_trap_remove(RAMBlock *rb);
+void guest_memory_trap_free(RAMBlock *rb);
 
 /* guest-memory-watch.c */
 void guest_memory_watch_start(RAMBlock *rb);

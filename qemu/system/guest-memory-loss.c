@@ -12,6 +12,7 @@
 #include "qapi/error.h"
 #include "system/address-spaces.h"
 #include "system/guest-memory-fault.h"
+#include "system/hostmem.h"
 #include "system/memory.h"
 #include "system/ramblock.h"
 #include "guest-memory-internal.h"
@@ -82,6 +83,20 @@ bool guest_memory_ram_lost_slow(RAMBlock *rb, ram_addr_t offset,
     return find_next_bit(loss->lost, last + 1, first) <= last;
 }
 
+/*
+ * Does @rb's memory backend hand lost pages to the guest (property
+ * lost-page-action)?  Any thread: management may change it at any time.
+ */
+bool guest_memory_block_guest_error(RAMBlock *rb)
+{
+    HostMemoryBackend *backend;
+
+    backend = (HostMemoryBackend *)
+        object_dynamic_cast(memory_region_owner(rb->mr), TYPE_MEMORY_BACKEND);
+    return backend && qatomic_read(&backend->lost_page_action) ==
+                      MEMORY_BACKEND_LOST_PAGE_ACTION_GUEST_ERROR;
+}
+
 void guest_memory_loss_block_added(RAMBlock *rb)
 {
     GuestMemoryLoss *loss = g_new0(GuestMemoryLoss, 1);
@@ -103,6 +118,7 @@ void guest_memory_loss_block_removed(RAMBlock *rb)
 
     /* Unplugged: no more watching (the bitmap goes with the block). */
     guest_memory_watch_stop(rb);
+    guest_memory_trap_remove(rb);
     if (q) {
         /* Reported without the block, which is going. */
         q->f.block = NULL;
@@ -113,6 +129,7 @@ void guest_memory_loss_block_removed(RAMBlock *rb)
 void guest_memory_loss_block_free(RAMBlock *rb)
 {
     if (rb->memory_loss) {
+        guest_memory_trap_free(rb);
         g_free(rb->memory_loss->lost);
         g_free(rb->memory_loss);
         rb->memory_loss = NULL;
@@ -230,6 +247,9 @@ bool guest_memory_check_gpa_range(hwaddr gpa, hwaddr len, Error **errp)
         } else if (memory_region_is_ram(sec.mr) && sec.mr->ram_block) {
             lost = guest_memory_ram_lost(sec.mr->ram_block,
                                          sec.offset_within_region, l);
+        } else {
+            /* Lost RAM covered for KVM's sake is lost all the same. */
+            lost = guest_memory_trap_of(sec.mr) != NULL;
         }
         memory_region_unref(sec.mr);
         if (lost) {

@@ -4,7 +4,10 @@
  * SIGBUS on guest RAM: the handler only records the fault and hands it
  * to a thread of its own; that thread marks the page lost and maps a
  * stand-in page so that the faulting access can complete; the faults are
- * reported outside signal context.
+ * reported outside signal context.  A vCPU's access to a memory backend
+ * with lost-page-action=guest-error is unwound instead, where the
+ * accelerator can, and the vCPU reports it itself: no stand-in, and the
+ * VM keeps running.
  */
 
 #include "qemu/osdep.h"
@@ -108,12 +111,20 @@ typedef enum SigbusOp {
 
 typedef struct SigbusRequest {
     SigbusOp op;
+    bool stop;              /* record it for the stop whatever the backend */
     int code;
     void *addr;
     int cpu_index;          /* -1: not a vCPU */
     GuestMemoryAccess access;
-    int *answer;            /* the asker's futex: -1 until 0 (no), 1 (yes) */
+    int *answer;            /* the asker's futex: -1 until SIGBUS_* */
 } SigbusRequest;
+
+/* Answers. */
+enum {
+    SIGBUS_NO,              /* not guest RAM (or not done) */
+    SIGBUS_YES,             /* done */
+    SIGBUS_TO_GUEST,        /* marked lost only: for the guest, if unwound */
+};
 
 /* Requests are smaller than PIPE_BUF: each write(2) is atomic. */
 QEMU_BUILD_BUG_ON(sizeof(SigbusRequest) > PIPE_BUF);
@@ -123,8 +134,13 @@ static QemuThread sigbus_thread;
 /* On the SIGBUS thread: a SIGBUS there cannot be answered. */
 static __thread bool on_sigbus_thread;
 
-/* SIGBUS_RECORD, in thread context: false if @r->addr is not guest RAM. */
-static bool sigbus_record(const SigbusRequest *r)
+/*
+ * SIGBUS_RECORD, in thread context: SIGBUS_NO if @r->addr is not guest
+ * RAM.  A vCPU's access to a block whose backend hands lost pages to the
+ * guest is only marked lost (SIGBUS_TO_GUEST): the VM keeps running if
+ * the vCPU can be unwound, and is asked again with @r->stop if not.
+ */
+static int sigbus_record(const SigbusRequest *r)
 {
     ram_addr_t offset, trunc;
     RAMBlock *rb;
@@ -137,7 +153,7 @@ static bool sigbus_record(const SigbusRequest *r)
     RCU_READ_LOCK_GUARD();
     rb = qemu_ram_block_from_host(r->addr, false, &offset);
     if (!rb || !rb->memory_loss) {
-        return false;
+        return SIGBUS_NO;
     }
     page = guest_memory_page_size(rb);
     offset = QEMU_ALIGN_DOWN(offset, page);
@@ -145,6 +161,10 @@ static bool sigbus_record(const SigbusRequest *r)
     tail = guest_memory_truncated_at(rb, &trunc, &size) &&
            !test_bit(trunc / page, rb->memory_loss->lost);
     guest_memory_mark_lost(rb, offset, offset + page);
+    if (r->cpu_index >= 0 && !r->stop && guest_memory_block_guest_error(rb)) {
+        /* The vCPU reports it itself (guest_memory_fault_take_unwound()). */
+        return SIGBUS_TO_GUEST;
+    }
     /*
      * From here until management resets the VM no vCPU enters the guest
      * (each holds itself at its next entry, see
@@ -190,7 +210,7 @@ static bool sigbus_record(const SigbusRequest *r)
      * guest.  It dumps the vCPU's registers only once it has stopped.
      */
     guest_memory_schedule_report();
-    return true;
+    return SIGBUS_YES;
 }
 
 /*
@@ -230,10 +250,10 @@ static void *sigbus_thread_fn(void *opaque)
     /* Each request was one write(2) of a whole one: reads get it whole. */
     while (RETRY_ON_EINTR(read(sigbus_fds[0], &r, sizeof(r))) ==
            sizeof(r)) {
-        bool yes = r.op == SIGBUS_RECORD ? sigbus_record(&r)
-                                         : sigbus_stand_in(&r);
+        int answer = r.op == SIGBUS_RECORD ? sigbus_record(&r)
+                                           : sigbus_stand_in(&r);
 
-        qatomic_store_release(r.answer, yes);
+        qatomic_store_release(r.answer, answer);
         qemu_futex_wake_all(r.answer);
     }
     /* Askers would wait forever. */
@@ -242,24 +262,61 @@ static void *sigbus_thread_fn(void *opaque)
 
 /*
  * Async-signal-safe (write(2) and the futex system call): ask the SIGBUS
- * thread; false if it said no or cannot be asked.
+ * thread; SIGBUS_NO if it said no or cannot be asked.
  */
-static bool sigbus_ask(SigbusRequest *r)
+static int sigbus_ask(SigbusRequest *r)
 {
     int answer = -1;
     int fd = qatomic_read(&sigbus_fds[1]);
 
     if (fd < 0 || on_sigbus_thread) {
-        return false;
+        return SIGBUS_NO;
     }
     r->answer = &answer;
     if (RETRY_ON_EINTR(write(fd, r, sizeof(*r))) != sizeof(*r)) {
-        return false;
+        return SIGBUS_NO;
     }
     while (qatomic_load_acquire(&answer) < 0) {
         qemu_futex_wait(&answer, -1);
     }
     return answer;
+}
+
+
+/*
+ * A vCPU's fault on a block that hands lost pages to the guest, recorded
+ * by the SIGBUS handler of the vCPU's own thread just before it unwinds
+ * the vCPU; taken by guest_memory_fault_take_unwound() on that thread.
+ */
+typedef struct UnwoundFault {
+    bool valid;
+    int code;
+    void *addr;
+    GuestMemoryAccess access;
+} UnwoundFault;
+
+static __thread UnwoundFault unwound_fault;
+
+/*
+ * Hand @r's fault on @cpu to the guest: unwind @cpu to the faulting
+ * instruction, which then does not return.  Returns if the accelerator
+ * cannot unwind @cpu here (an access made by QEMU's own code).
+ */
+static void unwind_to_guest(CPUState *cpu, SigbusRequest *r, void *ucontext)
+{
+    const AccelOpsClass *ops = cpus_get_accel();
+
+    if (!ops || !ops->exit_vcpu_from_signal) {
+        return;
+    }
+    unwound_fault.code = r->code;
+    unwound_fault.addr = r->addr;
+    unwound_fault.access = r->access;
+    signal_barrier();
+    unwound_fault.valid = true;
+    signal_barrier();
+    ops->exit_vcpu_from_signal(cpu, host_signal_fault_pc(ucontext));
+    unwound_fault.valid = false;
 }
 
 bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
@@ -273,9 +330,15 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
         .access = sigbus_access(code, ucontext),
     };
     int saved_errno = errno;
-    bool ok;
+    int ok;
 
     ok = sigbus_ask(&r);
+    if (ok == SIGBUS_TO_GUEST) {
+        unwind_to_guest(cpu, &r, ucontext);
+        /* Not unwound: QEMU's own access, which must complete. */
+        r.stop = true;
+        ok = sigbus_ask(&r);
+    }
     if (ok && cpu) {
         /* A vCPU unwound to the faulting instruction does not return. */
         hold_vcpu_from_signal(cpu, ucontext);
@@ -286,7 +349,7 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
         ok = sigbus_ask(&r);
     }
     errno = saved_errno;
-    return ok;
+    return ok != SIGBUS_NO;
 }
 
 bool guest_memory_fault_check_backing(Error **errp)
@@ -402,6 +465,22 @@ static void classify_fetch(GuestMemoryFault *f, CPUState *cpu)
         QEMU_ALIGN_DOWN(pc_page, page) == QEMU_ALIGN_DOWN(f->gpa, page)) {
         f->access = GUEST_MEMORY_ACCESS_FETCH;
     }
+}
+
+bool guest_memory_fault_take_unwound(CPUState *cpu, GuestMemoryFault *f)
+{
+    if (likely(!unwound_fault.valid)) {
+        return false;
+    }
+    unwound_fault.valid = false;
+    guest_memory_fault_init(f, GUEST_MEMORY_FAULT_PATH_SIGBUS,
+                            cpu->cpu_index);
+    f->sigbus_code = unwound_fault.code;
+    f->host_addr = unwound_fault.addr;
+    f->access = unwound_fault.access;
+    guest_memory_fault_probe(f);
+    classify_fetch(f, cpu);
+    return true;
 }
 
 void guest_memory_take_recorded(void)

@@ -35,6 +35,7 @@ CASES=(
     "$Q/guest-modes-test:/x86_64/x86/guest-lib/kvm"
     "$Q/memory-fault-test:/x86_64/x86/memory-fault/kvm"
     "$Q/memory-loss-test:/x86_64/x86/memory-loss/kvm"
+    "$Q/memory-error-test:/x86_64/x86/memory-error/kvm"
     "$Q/nested-npt-test:/x86_64/x86/nested-npt/kvm"
     "$Q/private-memory-test:/x86_64/x86/private-memory"
     "$Q/tdx-populate-test:/x86_64/x86/tdx"

@@ -39,7 +39,7 @@ static void set_page_range(GuestMemoryFault *f, hwaddr gpa)
     f->has_gpa = true;
 }
 
-void kvm_memory_fault_on_efault(CPUState *cpu)
+bool kvm_memory_fault_on_efault(CPUState *cpu)
 {
     GuestMemoryFault f;
 
@@ -55,44 +55,90 @@ void kvm_memory_fault_on_efault(CPUState *cpu)
                                 cpu->cpu_index);
         f.cause_detail = g_strdup("KVM_RUN failed with EFAULT and no "
                                   "RAM block has lost its backing");
+    } else if (guest_memory_fault_trap(&f,
+                                       &get_state(cpu)->trap_generation)) {
+        /* The guest is to be told: find out which page it touched. */
+        trace_kvm_memory_fault_trap(cpu->cpu_index,
+                                    qemu_ram_get_idstr(f.block));
+        guest_memory_fault_cleanup(&f);
+        return true;
     }
     guest_memory_fault_report(&f);
     guest_memory_fault_cleanup(&f);
+    return false;
 }
 
-bool kvm_memory_fault_check_mmio(CPUState *cpu, uint64_t gpa, bool is_write,
-                                 MemTxAttrs attrs)
+/*
+ * An MMIO exit at lost RAM that guest_memory_fault_trap() covered: the
+ * access of a memory backend with lost-page-action=guest-error, now with
+ * its address.
+ */
+static KVMMemoryFaultMMIO mmio_trapped(CPUState *cpu, GuestMemoryFault *f,
+                                       uint64_t gpa, bool is_write)
+{
+    KVMMemoryFaultMMIO ret = KVM_MEMORY_FAULT_MMIO_REPORTED;
+
+    f->access = is_write ? GUEST_MEMORY_ACCESS_WRITE
+                         : GUEST_MEMORY_ACCESS_READ;
+    guest_memory_fault_set_gpa(f, gpa, 0);
+    guest_memory_fault_probe(f);
+    set_page_range(f, gpa);
+    /*
+     * KVM finishes the instruction when the vCPU enters again: let it,
+     * with the registers from before it put back (a read loads nothing).
+     * KVM completes a write before it exits: the vCPU is past it, and
+     * nothing was stored.
+     */
+    kvm_memory_fault_complete_exit(cpu);
+    f->insn_done = is_write;
+    if (guest_memory_fault_report_vcpu(f, cpu)) {
+        ret = KVM_MEMORY_FAULT_MMIO_TO_GUEST;
+    }
+    guest_memory_fault_cleanup(f);
+    return ret;
+}
+
+KVMMemoryFaultMMIO kvm_memory_fault_check_mmio(CPUState *cpu, uint64_t gpa,
+                                               bool is_write,
+                                               MemTxAttrs attrs)
 {
     GuestMemoryFault f;
     MemoryRegion *mr;
     hwaddr xlat, len = 1;
+    bool trapped = false;
 
     /*
      * The ordinary MMIO exit hits a device: one flatview lookup, and out.
      * Only an exit at a RAM address (how some KVM hosts report an access
      * to a RAM page they could not fault in; also memslot-update races and
-     * writes to ROM) goes further.
+     * writes to ROM) or at lost RAM covered by a trap goes further.
      */
+    guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_MMIO_EXIT,
+                            cpu->cpu_index);
     WITH_RCU_READ_LOCK_GUARD() {
         mr = address_space_translate(&address_space_memory, gpa, &xlat,
                                      &len, is_write, attrs);
         if (likely(!memory_region_is_ram(mr))) {
-            return false;
+            trapped = guest_memory_fault_trapped(mr, xlat, &f);
+            if (likely(!trapped)) {
+                return KVM_MEMORY_FAULT_MMIO_NONE;
+            }
         }
     }
+    if (trapped) {
+        return mmio_trapped(cpu, &f, gpa, is_write);
+    }
 
-    guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_MMIO_EXIT,
-                            cpu->cpu_index);
     f.access = is_write ? GUEST_MEMORY_ACCESS_WRITE : GUEST_MEMORY_ACCESS_READ;
     if (!guest_memory_gpa_is_unbacked(gpa, &f)) {
         /* Backed: a legitimate exit, served as usual. */
         trace_kvm_memory_fault_mmio_in_ram(gpa, is_write);
-        return false;
+        return KVM_MEMORY_FAULT_MMIO_NONE;
     }
     set_page_range(&f, gpa);
     guest_memory_fault_report(&f);
     guest_memory_fault_cleanup(&f);
-    return true;
+    return KVM_MEMORY_FAULT_MMIO_REPORTED;
 }
 
 bool kvm_memory_fault_on_emulation_failure(CPUState *cpu,
@@ -274,7 +320,12 @@ int kvm_memory_fault_exit(CPUState *cpu, struct kvm_run *run)
         g_free(f.cause_detail);
         f.cause_detail = g_strdup(why);
     }
-    guest_memory_fault_report(&f);
+    /* KVM left the guest before the access: it is made again. */
+    if (guest_memory_fault_report_vcpu(&f, cpu)) {
+        /* Enter again with the error: kvm_arch_process_async_events(). */
+        guest_memory_fault_cleanup(&f);
+        return EXCP_INTERRUPT;
+    }
     guest_memory_fault_cleanup(&f);
     return -1;
 }

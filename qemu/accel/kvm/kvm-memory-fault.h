@@ -20,19 +20,36 @@ typedef struct KVMMemoryFaultVcpu {
     uint64_t conv_gpa, conv_size, conv_flags;
     uint64_t conv_generation;       /* conversions so far, after it */
     const char *conv_noop;          /* it was already so: why, if again */
+    /* The trap regions this vCPU entered again for, after a bare EFAULT. */
+    unsigned trap_generation;
 } KVMMemoryFaultVcpu;
 
-/* KVM_RUN failed with bare EFAULT: find and report what is unbacked. */
-void kvm_memory_fault_on_efault(CPUState *cpu);
+/*
+ * KVM_RUN failed with bare EFAULT: find and report what is unbacked, and
+ * return false.  Returns true, reporting nothing, when the vCPU is to
+ * enter again so that the access exits with its address (see
+ * guest_memory_fault_trap()).
+ */
+bool kvm_memory_fault_on_efault(CPUState *cpu);
+
+/* What kvm_memory_fault_check_mmio() found. */
+typedef enum KVMMemoryFaultMMIO {
+    KVM_MEMORY_FAULT_MMIO_NONE,     /* an ordinary exit: serve it */
+    KVM_MEMORY_FAULT_MMIO_REPORTED, /* reported: the VM stops */
+    KVM_MEMORY_FAULT_MMIO_TO_GUEST, /* raised in the guest: enter again */
+} KVMMemoryFaultMMIO;
 
 /*
  * Before serving an MMIO exit at @gpa: if @gpa is RAM whose page has no
- * backing, report it and return true (the exit must not be served: that
- * would fault in QEMU).  False for everything else, at the cost of one
+ * backing, report it (the exit must not be served: that would fault in
+ * QEMU); for lost RAM of a memory backend with
+ * lost-page-action=guest-error, complete the exit and raise the error
+ * in the guest instead.  NONE for everything else, at the cost of one
  * flatview lookup.
  */
-bool kvm_memory_fault_check_mmio(CPUState *cpu, uint64_t gpa, bool is_write,
-                                 MemTxAttrs attrs);
+KVMMemoryFaultMMIO kvm_memory_fault_check_mmio(CPUState *cpu, uint64_t gpa,
+                                               bool is_write,
+                                               MemTxAttrs attrs);
 
 /*
  * An emulation failure: returns true if it was an instruction fetch from
@@ -44,7 +61,9 @@ bool kvm_memory_fault_on_emulation_failure(CPUState *cpu,
 /*
  * KVM_EXIT_MEMORY_FAULT: convert the range when that is a real
  * private/shared conversion request QEMU can satisfy (returns 0);
- * otherwise report it and return -1.
+ * otherwise report it and return -1, or EXCP_INTERRUPT when the error
+ * was raised in the guest (lost-page-action=guest-error): the vCPU
+ * enters again to take it.
  */
 int kvm_memory_fault_exit(CPUState *cpu, struct kvm_run *run);
 

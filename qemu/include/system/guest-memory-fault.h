@@ -35,6 +35,7 @@ typedef struct GuestMemoryFault {
     bool is_private;
     int sigbus_code;                /* si_code of a SIGBUS, else 0 */
     void *host_addr;                /* QEMU's address of the page, if known */
+    bool insn_done;                 /* the vCPU is past the instruction */
     unsigned count;                 /* faults this report stands for */
     const char *request;            /* guest-request: "reset", ... */
 
@@ -65,6 +66,8 @@ typedef struct GuestMemoryLoss {
     void *incident_report;          /* the report, until printed */
     bool watch_reported;            /* the watch saw the backing short */
     int wd;                         /* inotify watch, -1: none */
+    GPtrArray *traps;               /* GuestMemoryTrap, see trap_lost() */
+    unsigned long trapped_pages;    /* lost_pages when they were made */
 } GuestMemoryLoss;
 
 /* Linux only: used by accelerators and the SIGBUS handler. */
@@ -118,6 +121,18 @@ bool guest_memory_find_unbacked(GuestMemoryFault *f);
 bool guest_memory_fault_report(GuestMemoryFault *f);
 
 /*
+ * For a fault of vCPU @cpu's own access, on its thread, where the
+ * access will be made again (the accelerator left the guest before it
+ * completed): if @f's memory backend has lost-page-action=guest-error
+ * and its page is known, raise the error in the guest (or the shutdown
+ * of a guest that cannot take it), report it without stopping, and
+ * return true: @cpu goes on, and the next entry delivers the error.
+ * Otherwise report @f as guest_memory_fault_report() does and return
+ * false: the caller holds @cpu.
+ */
+bool guest_memory_fault_report_vcpu(GuestMemoryFault *f, CPUState *cpu);
+
+/*
  * On the thread of vCPU @cpu after its fault: leave the guest and stay
  * out; the main loop prints what is reported and stops the VM.
  */
@@ -150,10 +165,42 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
                                   CPUState *cpu);
 
 /*
+ * For an access that KVM could not map and did not name (a bare
+ * EFAULT), found to be on @f's block: if the block's memory backend has
+ * lost-page-action=guest-error, mark what @f lost and cover the lost
+ * pages with regions that are not RAM, so that KVM has no memory slot
+ * there, and return true: the vCPU enters the guest again and the
+ * access exits as KVM_EXIT_MMIO with its address
+ * (guest_memory_fault_trapped()).  Also true if they are covered already
+ * but the vCPU has not entered again since (its access raced with
+ * another vCPU's, which made the regions): *@generation, the vCPU's,
+ * tells.  False if the block does not hand lost pages to the guest, or
+ * if the vCPU met the same regions again (something else failed).
+ */
+bool guest_memory_fault_trap(GuestMemoryFault *f, unsigned *generation);
+
+/*
+ * Is @mr one of those regions?  Then fill in @f's block and offset for
+ * the address @xlat into @mr, and return true.
+ */
+bool guest_memory_fault_trapped(MemoryRegion *mr, hwaddr xlat,
+                                GuestMemoryFault *f);
+
+/*
  * If a SIGBUS recorded a fault on vCPU @cpu, move it into @f (and
  * return true).  Cheap: one atomic load when nothing is pending.
  */
 bool guest_memory_fault_take_pending(CPUState *cpu, GuestMemoryFault *f);
+
+/*
+ * On vCPU @cpu's thread, once the accelerator has left the guest: if
+ * the SIGBUS handler unwound @cpu from an access to a page of a memory
+ * backend with lost-page-action=guest-error, fill @f with that fault,
+ * probed, and return true; the caller passes it to
+ * guest_memory_fault_report_vcpu().  One load of a thread-local
+ * variable when there is none.
+ */
+bool guest_memory_fault_take_unwound(CPUState *cpu, GuestMemoryFault *f);
 #endif
 
 /*

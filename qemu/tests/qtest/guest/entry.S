@@ -21,6 +21,14 @@
 #define CR0_PE          (1 << 0)
 #define CR0_PG          (1 << 31)
 #define CR4_PAE         (1 << 5)
+#define CR4_MCE         (1 << 6)
+#define MSR_MCG_CAP     0x179
+#define MSR_MCG_STATUS  0x17a
+#define MSR_MCG_CTL     0x17b
+#define MSR_MC0_CTL     0x400
+#define MCG_CTL_P       (1 << 8)
+#define MCG_STATUS_EIPV (1 << 1)
+#define MC_VECTOR       18
 
 /*
  * The local APIC (xAPIC, at its reset base) and the APs' start: the
@@ -301,13 +309,18 @@ entry64:
         outb    %al, $GUEST_DEBUGCON_PORT
         jmp     1b
 2:
+        cmpl    $0, MB(MB_REQ_MCE)
+        je      3f
+        call    mce_build_idt
+        call    mce_enable
+3:
         cmpl    $0, MB(MB_REQ_APS)
         je      3f
         call    start_aps
 3:
         cmpl    $GUEST_MODE_USER64, MB(MB_REQ_MODE)
         je      to_user64
-        call    op64
+        call    op64_times
         movl    $GUEST_DONE, MB(MB_DONE)
         movl    $GUEST_EXIT_OK, %eax
         outl    %eax, $GUEST_EXIT_PORT
@@ -342,13 +355,148 @@ icr_wait:
 
 /* An AP in long mode: the requested touch too, then halt. */
 ap_entry64:
-        lock incl MB(MB_APS_UP)
+        cmpl    $0, MB(MB_REQ_MCE)
+        je      2f
+        call    mce_enable
+2:      lock incl MB(MB_APS_UP)
 1:      pause
         cmpl    $0, MB(MB_AP_GO)
         je      1b
-        call    op64
+        call    op64_times
 1:      hlt
         jmp     1b
+
+/* op64, MB_REQ_MCE times when set (counted in MCE_TOUCHES), else once. */
+op64_times:
+        cmpl    $0, MB(MB_REQ_MCE)
+        je      op64
+        xorl    %ebp, %ebp
+1:      call    op64
+        call    mce_record
+        incl    MCE_TOUCHES(%rsi)
+        incl    %ebp
+        cmpl    MB(MB_REQ_MCE), %ebp
+        jb      1b
+        ret
+
+/* %rsi = this vCPU's MCE_RECORD (by initial APIC ID); clobbers eax-edx. */
+mce_record:
+        movl    $1, %eax
+        cpuid
+        shrl    $24, %ebx
+        shll    $6, %ebx                /* MCE_RECORD_SIZE */
+        leal    MB(MB_MCE_RECORDS)(%rbx), %esi
+        ret
+
+/* The IDT: vector 18 only, an interrupt gate to mce_handler. */
+mce_build_idt:
+        movl    $GUEST_IDT_BASE, %edi
+        movl    $(4096 / 4), %ecx
+        xorl    %eax, %eax
+        rep stosl
+        movl    $(GUEST_IDT_BASE + MC_VECTOR * 16), %edi
+        movl    $mce_handler, %eax      /* in ROM, below 4 GiB */
+        movw    %ax, (%rdi)
+        movw    $GUEST_SEL_CODE64, 2(%rdi)
+        movw    $0x8e00, 4(%rdi)        /* present, DPL 0, interrupt gate */
+        shrl    $16, %eax
+        movw    %ax, 6(%rdi)
+        movl    $(GUEST_IDT_BASE + 4096 - 16), %edi
+        movw    $(MC_VECTOR * 16 + 15), (%rdi)
+        movq    $GUEST_IDT_BASE, %rax
+        movq    %rax, 2(%rdi)
+        ret
+
+/* On this vCPU: the IDT, CR4.MCE, every bank reporting, none valid. */
+mce_enable:
+        lidt    (GUEST_IDT_BASE + 4096 - 16)
+        movq    %cr4, %rax
+        orl     $CR4_MCE, %eax
+        movq    %rax, %cr4
+        movl    $MSR_MCG_CAP, %ecx
+        rdmsr
+        movzbl  %al, %edi               /* banks */
+        testl   $MCG_CTL_P, %eax
+        jz      1f
+        movl    $MSR_MCG_CTL, %ecx
+        movl    $-1, %eax
+        movl    $-1, %edx
+        wrmsr
+1:      xorl    %ebx, %ebx
+2:      cmpl    %edi, %ebx
+        jae     3f
+        leal    MSR_MC0_CTL(,%rbx,4), %ecx
+        movl    $-1, %eax
+        movl    $-1, %edx
+        wrmsr
+        incl    %ecx                    /* MCi_STATUS */
+        xorl    %eax, %eax
+        xorl    %edx, %edx
+        wrmsr
+        incl    %ebx
+        jmp     2b
+3:      call    mce_record
+        movl    $-1, MCE_BANK(%rsi)
+        ret
+
+/* #MC: record, clear, and resume (see guest-abi.h). */
+mce_handler:
+        pushq   %rax
+        pushq   %rbx
+        pushq   %rcx
+        pushq   %rdx
+        pushq   %rsi
+        pushq   %rdi
+        call    mce_record
+        incl    MCE_COUNT(%rsi)
+        movq    48(%rsp), %rax          /* the frame's RIP */
+        movq    %rax, MCE_RIP(%rsi)
+        movl    $MSR_MCG_STATUS, %ecx
+        rdmsr
+        movl    %eax, MCE_MCG_STATUS(%rsi)
+        movl    %edx, MCE_MCG_STATUS + 4(%rsi)
+        movl    $MSR_MCG_CAP, %ecx
+        rdmsr
+        movzbl  %al, %edi
+        xorl    %ebx, %ebx
+1:      cmpl    %edi, %ebx
+        jae     3f
+        leal    (MSR_MC0_CTL + 1)(,%rbx,4), %ecx
+        rdmsr
+        btl     $31, %edx               /* MCi_STATUS.VAL */
+        jc      2f
+        incl    %ebx
+        jmp     1b
+2:      movl    %ebx, MCE_BANK(%rsi)
+        movl    %eax, MCE_STATUS(%rsi)
+        movl    %edx, MCE_STATUS + 4(%rsi)
+        incl    %ecx
+        rdmsr
+        movl    %eax, MCE_ADDR(%rsi)
+        movl    %edx, MCE_ADDR + 4(%rsi)
+        incl    %ecx
+        rdmsr
+        movl    %eax, MCE_MISC(%rsi)
+        movl    %edx, MCE_MISC + 4(%rsi)
+        subl    $2, %ecx
+        xorl    %eax, %eax
+        xorl    %edx, %edx
+        wrmsr                           /* MCi_STATUS = 0 */
+3:      testl   $MCG_STATUS_EIPV, MCE_MCG_STATUS(%rsi)
+        jz      4f
+        movl    MB(MB_OP_PC_END), %eax
+        movq    %rax, 48(%rsp)          /* resume after the access */
+4:      movl    $MSR_MCG_STATUS, %ecx
+        xorl    %eax, %eax
+        xorl    %edx, %edx
+        wrmsr                           /* MCIP clear: the next one may come */
+        popq    %rdi
+        popq    %rsi
+        popq    %rdx
+        popq    %rcx
+        popq    %rbx
+        popq    %rax
+        iretq
 
 /* To CPL 3 with IOPL 3 (port I/O stays allowed), by iretq. */
 to_user64:

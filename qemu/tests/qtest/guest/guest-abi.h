@@ -44,7 +44,33 @@
 #define MB_APS_UP               0x3c    /* u32: APs that reached long mode */
 #define MB_AP_NEXT              0x40    /* u32: the next AP's index */
 #define MB_AP_GO                0x44    /* u32: set once all APs are up */
+#define MB_REQ_MCE              0x48    /* u32: see below */
 #define MB_SIZE                 0x50
+
+/*
+ * With MB_REQ_MCE nonzero, every vCPU in 64-bit kernel mode (the
+ * request mode is GUEST_MODE_LONG64) installs a machine-check handler
+ * (an IDT at GUEST_IDT_BASE with vector 18 only), enables machine
+ * checks (CR4.MCE, MCG_CTL and every bank's MCi_CTL all ones, the
+ * banks' MCi_STATUS cleared) and does MB_REQ_OP (READ or WRITE)
+ * MB_REQ_MCE times.  The handler records, in the vCPU's MCE_RECORD
+ * (indexed by its initial APIC ID), MCG_STATUS and the first bank whose
+ * MCi_STATUS is valid, with MCi_ADDR and MCi_MISC, clears them and,
+ * when MCG_STATUS.EIPV says the error is the interrupted instruction's,
+ * resumes after it (at MB_OP_PC_END); else where it was interrupted.
+ */
+#define GUEST_IDT_BASE          0x16000
+#define MB_MCE_RECORDS          0x600
+#define MCE_RECORD_SIZE         0x40
+#define MCE_RECORD(apic_id)     (MB_MCE_RECORDS + (apic_id) * MCE_RECORD_SIZE)
+#define MCE_COUNT               0x00    /* u32: machine checks taken */
+#define MCE_BANK                0x04    /* u32: bank recorded; ~0: none valid */
+#define MCE_MCG_STATUS          0x08    /* u64 */
+#define MCE_STATUS              0x10    /* u64: MCi_STATUS */
+#define MCE_ADDR                0x18    /* u64: MCi_ADDR */
+#define MCE_MISC                0x20    /* u64: MCi_MISC */
+#define MCE_RIP                 0x28    /* u64: where it was taken */
+#define MCE_TOUCHES             0x30    /* u32: MB_REQ_OP done (or cut) */
 
 /*
  * With MB_REQ_APS nonzero (and -smp greater than 1), the BSP starts the
