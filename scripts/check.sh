@@ -7,6 +7,8 @@
 #     (scripts/kvm-box.sh: Debian's kernels under TCG, a real /dev/kvm),
 #   - a chosen set of upstream x86 qtests that exercise the code the
 #     series touches (the list below says why each is there),
+#   - a real Linux guest (tests/linux-guest/: Debian's kernel under TCG
+#     recovers from lost RAM with lost-page-action=guest-error),
 #   - the docs test (tests/docs/: every command-line example of the
 #     guest_memfd and guest-memory fault pages runs),
 #   - the libvirt test (tests/libvirt/: a private libvirt daemon runs the
@@ -162,6 +164,10 @@ inplace_qemu=$BUILD_ROOT/qemu-inplace/qemu-system-x86_64
 [ -x "$inplace_qemu" ] || inplace_qemu=
 run_tap env QKM_BOX_INPLACE_QEMU="$inplace_qemu" \
     "$TOP/tests/kvm-box/check-kernels.sh" "$BUILD_ROOT/qemu"
+
+note "a Linux guest recovers from lost RAM (lost-page-action=guest-error, TCG)"
+run_tap "$PYTHON" "$TOP/tests/linux-guest/test-memory-error.py" \
+    "$BUILD_ROOT/qemu/qemu-system-x86_64"
 
 note "code built only with in-place guest_memfd headers still compiles"
 run_tap "$PYTHON" "$TOP/scripts/check-in-place-build.py" "$BUILD_ROOT/qemu" \

@@ -499,30 +499,37 @@ static bool fault_loses_data(GuestMemoryFault *f)
 /*
  * With the BQL: report @f, which leaves the VM running (@action), once
  * per incident as guest_memory_fault_report() counts them, printed and
- * sent now: nothing waits for the vCPUs to stop.
+ * sent now: nothing waits for the vCPUs to stop.  An incident that the
+ * backing-file watch opened (action none) is reported once more, for
+ * the first error raised in the guest, so that management learns it.
  */
 static void report_running(GuestMemoryFault *f, GuestMemoryFaultAction action,
                            const char *why)
 {
     GuestMemoryLoss *loss = f->block->memory_loss;
     const char *block = qemu_ram_get_idstr(f->block);
+    bool raised = action != GUEST_MEMORY_FAULT_ACTION_NONE;
     QueuedReport q = { .f = *f };
 
-    if (loss->incident_open) {
+    if (loss->incident_open && (!raised || loss->incident_raised)) {
         loss->incident_faults += f->count;
         trace_guest_memory_fault_merged(GuestMemoryFaultPath_str(f->path),
                                         f->cpu_index, block,
                                         loss->incident_faults);
         return;
     }
-    if (reports_since_reset >= REPORT_CAP) {
-        trace_guest_memory_fault_merged(GuestMemoryFaultPath_str(f->path),
-                                        f->cpu_index, block, 0);
-        return;
+    if (!loss->incident_open) {
+        if (reports_since_reset >= REPORT_CAP) {
+            trace_guest_memory_fault_merged(
+                GuestMemoryFaultPath_str(f->path), f->cpu_index, block, 0);
+            return;
+        }
+        reports_since_reset++;
+        loss->incident_open = true;
+        loss->incident_faults = 0;
     }
-    reports_since_reset++;
-    loss->incident_open = true;
-    loss->incident_faults = f->count;
+    loss->incident_faults += f->count;
+    loss->incident_raised = raised;
     q.cpus = g_array_new(false, false, sizeof(int));
     queued_add_cpu(&q, f->cpu_index);
     print_report(&q, action, why);
@@ -682,6 +689,7 @@ static int reset_block_cb(RAMBlock *rb, void *opaque)
     guest_memory_trap_remove(rb);
     loss->incident_open = false;
     loss->incident_faults = 0;
+    loss->incident_raised = false;
     if (rb->fd >= 0 && guest_memory_truncated_at(rb, &trunc, &size)) {
         backed_pages = trunc / page;
     }

@@ -63,6 +63,7 @@ typedef struct GuestMemoryLoss {
     /* The rest is under the BQL. */
     bool incident_open;             /* reported, not reset since */
     unsigned incident_faults;       /* faults merged into that report */
+    bool incident_raised;           /* it told of an error in the guest */
     void *incident_report;          /* the report, until printed */
     bool watch_reported;            /* the watch saw the backing short */
     int wd;                         /* inotify watch, -1: none */
