@@ -30,6 +30,14 @@ void guest_memory_fault_system_reset(bool guest)
 {
 }
 
+void guest_memory_fault_vcpu_unwound(CPUState *cpu)
+{
+}
+
+void guest_memory_loss_set_guest_error(RAMBlock *rb, bool on)
+{
+}
+
 void guest_memory_loss_block_added(RAMBlock *rb)
 {
 }

@@ -228,7 +228,7 @@ bool guest_memory_fault_report(GuestMemoryFault *f)
     block = f->block ? qemu_ram_get_idstr(f->block) : NULL;
     loss = f->block ? f->block->memory_loss : NULL;
 
-    if (loss && loss->incident_open) {
+    if (loss && loss->incident_open && !loss->incident_running) {
         /* The same incident: one truncation, one pass, several vCPUs. */
         loss->incident_faults += f->count;
         q = loss->incident_report;
@@ -262,7 +262,9 @@ bool guest_memory_fault_report(GuestMemoryFault *f)
     queued_add_cpu(q, f->cpu_index);
     QTAILQ_INSERT_TAIL(&queued_reports, q, next);
     if (loss) {
+        /* After a report that left the VM running: this one stops it. */
         loss->incident_open = true;
+        loss->incident_running = false;
         loss->incident_faults = f->count;
         loss->incident_report = q;
     }
@@ -390,9 +392,12 @@ static void print_report(QueuedReport *q, GuestMemoryFaultAction action,
                                     f->size,
                                     GuestMemoryAccess_str(f->access),
                                     GuestMemoryFaultCause_str(f->cause));
-    fprintf(stderr, "%s: %s\n",
-            action == GUEST_MEMORY_FAULT_ACTION_STOP ? "error" : "warning",
-            headline);
+    if (action == GUEST_MEMORY_FAULT_ACTION_STOP) {
+        fprintf(stderr, "error: %s\n", headline);
+    } else {
+        /* Nothing failed for good: not the accelerator's words. */
+        fprintf(stderr, "warning: guest memory fault\n");
+    }
     fprintf(stderr, "%s\n", line->str);
 
     for (guint i = 0; i < ranges->len; i++) {
@@ -526,6 +531,7 @@ static void report_running(GuestMemoryFault *f, GuestMemoryFaultAction action,
         }
         reports_since_reset++;
         loss->incident_open = true;
+        loss->incident_running = true;
         loss->incident_faults = 0;
     }
     loss->incident_faults += f->count;
@@ -555,13 +561,29 @@ static bool fault_to_guest(GuestMemoryFault *f, CPUState *cpu)
     mark_fault_lost(f);
     if (ops->raise_memory_error(cpu, f->gpa, !f->insn_done, &why)) {
         action = GUEST_MEMORY_FAULT_ACTION_MACHINE_CHECK;
+        f->block->memory_loss->incident_shutdown = false;
+    } else if (f->block->memory_loss->incident_shutdown) {
+        /*
+         * It could not take one before either, and after that shutdown
+         * (a reset) it met the loss again before it could: firmware, say.
+         * Stop rather than reset forever.
+         */
+        return false;
     } else {
+        /* What the processor does with a machine check it cannot take. */
         action = GUEST_MEMORY_FAULT_ACTION_SHUTDOWN;
+        f->block->memory_loss->incident_shutdown = true;
+        qemu_system_reset_request(SHUTDOWN_CAUSE_GUEST_RESET);
     }
     trace_guest_memory_fault_to_guest(cpu->cpu_index, f->gpa,
                                       GuestMemoryFaultAction_str(action));
     report_running(f, action, why);
     return true;
+}
+
+bool guest_memory_fault_guest_error(GuestMemoryFault *f)
+{
+    return f->block && guest_memory_block_guest_error(f->block);
 }
 
 bool guest_memory_fault_report_vcpu(GuestMemoryFault *f, CPUState *cpu)
@@ -629,6 +651,22 @@ void guest_memory_fault_report_and_stop(GuestMemoryFault *f)
     }
 }
 
+/* The first block of lost-page-action=stop whose backing file is short. */
+static int find_stop_truncated_cb(RAMBlock *rb, void *opaque)
+{
+    GuestMemoryFault *f = opaque;
+    ram_addr_t offset;
+    off_t size;
+
+    if (guest_memory_block_guest_error(rb) ||
+        !guest_memory_truncated_at(rb, &offset, &size)) {
+        return 0;
+    }
+    f->block = rb;
+    f->offset = offset;
+    return 1;
+}
+
 bool guest_memory_fault_check_guest_request(const char *what,
                                             int cpu_index)
 {
@@ -640,9 +678,8 @@ bool guest_memory_fault_check_guest_request(const char *what,
      */
     guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_GUEST_REQUEST,
                             cpu_index);
-    if (!guest_memory_find_truncated(&f) ||
-        guest_memory_block_guest_error(f.block)) {
-        /* With guest-error, each access to a lost page raises the error. */
+    /* With guest-error, each access to a lost page raises the error. */
+    if (!qemu_ram_foreach_block(find_stop_truncated_cb, &f)) {
         guest_memory_fault_cleanup(&f);
         return false;
     }
@@ -688,8 +725,10 @@ static int reset_block_cb(RAMBlock *rb, void *opaque)
     /* Pages still lost are trapped again when KVM meets them. */
     guest_memory_trap_remove(rb);
     loss->incident_open = false;
+    loss->incident_running = false;
     loss->incident_faults = 0;
     loss->incident_raised = false;
+    loss->incident_shutdown = false;
     if (rb->fd >= 0 && guest_memory_truncated_at(rb, &trunc, &size)) {
         backed_pages = trunc / page;
     }

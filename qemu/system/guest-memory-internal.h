@@ -31,7 +31,6 @@ typedef struct GuestMemoryTrap {
     MemoryRegion mr;
     RAMBlock *rb;
     ram_addr_t offset;              /* of the region's start in @rb */
-    bool mapped;                    /* in system memory */
 } GuestMemoryTrap;
 
 /* Lost ranges listed in one report line; the event lists up to MAX. */

@@ -85,25 +85,33 @@ bool guest_memory_ram_lost_slow(RAMBlock *rb, ram_addr_t offset,
 
 /*
  * Does @rb's memory backend hand lost pages to the guest (property
- * lost-page-action)?  Any thread: management may change it at any time.
+ * lost-page-action)?  Any thread, the SIGBUS thread included: a copy in
+ * the block, which the property's setter updates.
  */
 bool guest_memory_block_guest_error(RAMBlock *rb)
 {
-    HostMemoryBackend *backend;
+    return rb->memory_loss && qatomic_read(&rb->memory_loss->guest_error);
+}
 
-    backend = (HostMemoryBackend *)
-        object_dynamic_cast(memory_region_owner(rb->mr), TYPE_MEMORY_BACKEND);
-    return backend && qatomic_read(&backend->lost_page_action) ==
-                      MEMORY_BACKEND_LOST_PAGE_ACTION_GUEST_ERROR;
+void guest_memory_loss_set_guest_error(RAMBlock *rb, bool on)
+{
+    if (rb->memory_loss) {
+        qatomic_set(&rb->memory_loss->guest_error, on);
+    }
 }
 
 void guest_memory_loss_block_added(RAMBlock *rb)
 {
     GuestMemoryLoss *loss = g_new0(GuestMemoryLoss, 1);
+    HostMemoryBackend *backend;
 
     loss->nr_pages = DIV_ROUND_UP(rb->max_length, guest_memory_page_size(rb));
     loss->lost = bitmap_new(loss->nr_pages);
     loss->wd = -1;
+    backend = (HostMemoryBackend *)
+        object_dynamic_cast(memory_region_owner(rb->mr), TYPE_MEMORY_BACKEND);
+    loss->guest_error = backend && backend->lost_page_action ==
+                                   MEMORY_BACKEND_LOST_PAGE_ACTION_GUEST_ERROR;
     rb->memory_loss = loss;
     if (phase_check(PHASE_MACHINE_READY)) {
         /* Hot-plugged memory: watched from the start. */
@@ -118,7 +126,6 @@ void guest_memory_loss_block_removed(RAMBlock *rb)
 
     /* Unplugged: no more watching (the bitmap goes with the block). */
     guest_memory_watch_stop(rb);
-    guest_memory_trap_remove(rb);
     if (q) {
         /* Reported without the block, which is going. */
         q->f.block = NULL;
@@ -225,6 +232,10 @@ bool guest_memory_as_range_lost(AddressSpace *as, hwaddr addr, hwaddr len)
     RCU_READ_LOCK_GUARD();
     mr = address_space_translate(as, addr, &xlat, &l, false,
                                  MEMTXATTRS_UNSPECIFIED);
+    if (guest_memory_trap_of(mr)) {
+        /* Lost RAM covered for KVM's sake. */
+        return true;
+    }
     return memory_region_is_ram(mr) && mr->ram_block &&
            guest_memory_ram_lost(mr->ram_block, xlat, l);
 }

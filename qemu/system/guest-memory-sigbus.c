@@ -162,7 +162,7 @@ static int sigbus_record(const SigbusRequest *r)
            !test_bit(trunc / page, rb->memory_loss->lost);
     guest_memory_mark_lost(rb, offset, offset + page);
     if (r->cpu_index >= 0 && !r->stop && guest_memory_block_guest_error(rb)) {
-        /* The vCPU reports it itself (guest_memory_fault_take_unwound()). */
+        /* The vCPU reports it itself (guest_memory_fault_vcpu_unwound()). */
         return SIGBUS_TO_GUEST;
     }
     /*
@@ -220,7 +220,7 @@ static int sigbus_record(const SigbusRequest *r)
  * no reader takes what it holds for guest data, and the VM stops before
  * the guest runs on.
  */
-static bool sigbus_stand_in(const SigbusRequest *r)
+static int sigbus_stand_in(const SigbusRequest *r)
 {
     RAMBlock *rb;
     ram_addr_t offset;
@@ -229,16 +229,17 @@ static bool sigbus_stand_in(const SigbusRequest *r)
     RCU_READ_LOCK_GUARD();
     rb = qemu_ram_block_from_host(r->addr, false, &offset);
     if (!rb || !rb->memory_loss) {
-        return false;
+        return SIGBUS_NO;
     }
     page = guest_memory_page_size(rb);
     if (!test_bit(offset / page, rb->memory_loss->lost)) {
         /* A reset by management made it whole meanwhile: re-execute. */
-        return true;
+        return SIGBUS_YES;
     }
     return mmap((void *)QEMU_ALIGN_DOWN((uintptr_t)r->addr, page), page,
                 PROT_READ | PROT_WRITE,
-                MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED;
+                MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED
+           ? SIGBUS_YES : SIGBUS_NO;
 }
 
 static void *sigbus_thread_fn(void *opaque)
@@ -282,11 +283,10 @@ static int sigbus_ask(SigbusRequest *r)
     return answer;
 }
 
-
 /*
  * A vCPU's fault on a block that hands lost pages to the guest, recorded
  * by the SIGBUS handler of the vCPU's own thread just before it unwinds
- * the vCPU; taken by guest_memory_fault_take_unwound() on that thread.
+ * the vCPU; taken by guest_memory_fault_vcpu_unwound() on that thread.
  */
 typedef struct UnwoundFault {
     bool valid;
@@ -467,20 +467,25 @@ static void classify_fetch(GuestMemoryFault *f, CPUState *cpu)
     }
 }
 
-bool guest_memory_fault_take_unwound(CPUState *cpu, GuestMemoryFault *f)
+void guest_memory_fault_vcpu_unwound(CPUState *cpu)
 {
+    GuestMemoryFault f;
+
     if (likely(!unwound_fault.valid)) {
-        return false;
+        return;
     }
     unwound_fault.valid = false;
-    guest_memory_fault_init(f, GUEST_MEMORY_FAULT_PATH_SIGBUS,
+    guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_SIGBUS,
                             cpu->cpu_index);
-    f->sigbus_code = unwound_fault.code;
-    f->host_addr = unwound_fault.addr;
-    f->access = unwound_fault.access;
-    guest_memory_fault_probe(f);
-    classify_fetch(f, cpu);
-    return true;
+    f.sigbus_code = unwound_fault.code;
+    f.host_addr = unwound_fault.addr;
+    f.access = unwound_fault.access;
+    guest_memory_fault_probe(&f);
+    classify_fetch(&f, cpu);
+    if (!guest_memory_fault_report_vcpu(&f, cpu)) {
+        guest_memory_fault_hold_vcpu(cpu);
+    }
+    guest_memory_fault_cleanup(&f);
 }
 
 void guest_memory_take_recorded(void)

@@ -8,19 +8,19 @@
  * fills in KVM_EXIT_MEMORY_FAULT only for private memory; see
  * docs/devel/kvm-kernel-contract.rst).  To raise the error on the right
  * page, the lost pages of the block are covered with I/O regions, one
- * per lost guest-physical range: KVM then has no memory slot there, and
- * the access exits as KVM_EXIT_MMIO with its address, which
- * kvm_memory_fault_check_mmio() recognises.
+ * per run of lost pages, as subregions of the block's own region: KVM
+ * then has no memory slot there, and the access exits as KVM_EXIT_MMIO
+ * with its address, which kvm_memory_fault_check_mmio() recognises.
  *
  * The regions stand for the RAM they cover: where a reader asks what is
  * at such an address (guest_memory_range_to_gpa(),
- * guest_memory_gpa_to_block(), guest_memory_check_gpa_range()) the
- * answer is the lost RAM block, and reads and writes through the memory
- * API fail as they do on lost RAM.
+ * guest_memory_gpa_to_block(), guest_memory_check_gpa_range(),
+ * guest_memory_region_lost()) the answer is the lost RAM block; reads
+ * through the memory API fail (all ones) and writes fail.
  */
 
 #include "qemu/osdep.h"
-#include "qemu/error-report.h"
+#include "qemu/bitops.h"
 #include "qemu/main-loop.h"
 #include "system/address-spaces.h"
 #include "system/guest-memory-fault.h"
@@ -28,9 +28,6 @@
 #include "system/ramblock.h"
 #include "guest-memory-internal.h"
 #include "trace.h"
-
-/* Above everything mapped into system memory, as the RAM it covers. */
-#define TRAP_PRIORITY 0x7fff
 
 /* Changed whenever regions are made; under the BQL. */
 unsigned guest_memory_trap_generation;
@@ -58,6 +55,11 @@ static const MemoryRegionOps trap_ops = {
     .impl.min_access_size = 1,
     .impl.max_access_size = 8,
 };
+
+bool guest_memory_fault_trapping(void)
+{
+    return qatomic_read(&guest_memory_trap_generation) != 0;
+}
 
 GuestMemoryTrap *guest_memory_trap_of(const MemoryRegion *mr)
 {
@@ -88,9 +90,9 @@ void guest_memory_trap_remove(RAMBlock *rb)
     for (guint i = 0; loss->traps && i < loss->traps->len; i++) {
         GuestMemoryTrap *t = g_ptr_array_index(loss->traps, i);
 
-        if (t->mapped) {
-            memory_region_del_subregion(get_system_memory(), &t->mr);
-            t->mapped = false;
+        /* A block going away has lost its subregions already. */
+        if (t->mr.container == rb->mr) {
+            memory_region_del_subregion(rb->mr, &t->mr);
         }
     }
     memory_region_transaction_commit();
@@ -118,7 +120,8 @@ void guest_memory_trap_free(RAMBlock *rb)
 void guest_memory_trap_lost(RAMBlock *rb)
 {
     GuestMemoryLoss *loss = rb->memory_loss;
-    g_autoptr(GArray) ranges = NULL;
+    uint64_t page = guest_memory_page_size(rb);
+    uint64_t p = 0, q;
     unsigned long lost;
     guint n = 0;
 
@@ -128,34 +131,37 @@ void guest_memory_trap_lost(RAMBlock *rb)
         /* Nothing lost, or covered already: nothing new to trap. */
         return;
     }
-    /* The ranges of the RAM itself, not of the regions covering them. */
     guest_memory_trap_remove(rb);
-    ranges = guest_memory_lost_ranges(rb);
     if (!loss->traps) {
         loss->traps = g_ptr_array_new();
     }
+    /*
+     * Subregions of the block's own region: they appear wherever the
+     * block does (every alias), and go where it goes (unplug, PAM).
+     */
     memory_region_transaction_begin();
-    for (guint i = 0; i < ranges->len; i++) {
-        GuestMemoryRange *r = &g_array_index(ranges, GuestMemoryRange, i);
+    while (n < GUEST_MEMORY_MAX_RANGES) {
         GuestMemoryTrap *t;
-        ram_addr_t offset;
+        ram_addr_t end;
 
-        if (guest_memory_gpa_to_block(r->gpa, &offset) != rb) {
-            continue;
+        p = find_next_bit(loss->lost, loss->nr_pages, p);
+        if (p >= loss->nr_pages || p * page >= rb->used_length) {
+            break;
         }
+        q = find_next_zero_bit(loss->lost, loss->nr_pages, p);
+        end = MIN(q * page, rb->used_length);
         t = g_new0(GuestMemoryTrap, 1);
         t->rb = rb;
-        t->offset = offset;
+        t->offset = p * page;
         memory_region_init_io(&t->mr, NULL, &trap_ops, t, "lost-ram-trap",
-                              r->size);
-        memory_region_add_subregion_overlap(get_system_memory(), r->gpa,
-                                            &t->mr, TRAP_PRIORITY);
-        t->mapped = true;
+                              end - t->offset);
+        memory_region_add_subregion_overlap(rb->mr, t->offset, &t->mr, 1);
         g_ptr_array_add(loss->traps, t);
         n++;
+        p = q;
     }
     memory_region_transaction_commit();
     loss->trapped_pages = lost;
-    guest_memory_trap_generation++;
+    qatomic_inc(&guest_memory_trap_generation);
     trace_guest_memory_trap(qemu_ram_get_idstr(rb), n);
 }

@@ -29,6 +29,21 @@ last_patch() {
     series_patches "$1/patches" | tail -n 1
 }
 
+# The last patch whose first changed file is upstream's: a change to an
+# overlay file must also match the overlay, which an earlier check tests.
+last_upstream_patch() {
+    local p f
+    for p in $(series_patches "$1/patches" | tac); do
+        f=$(awk '/^\+\+\+ b\// { print substr($2, 3) }' \
+            "$1/patches/$p" | sed -n 1p)
+        if ! awk -v f="$f" '$1 == f { found = 1 } END { exit !found }' \
+            "$1/patches/overlay-files"; then
+            echo "$p"
+            return
+        fi
+    done
+}
+
 # The patch that adds the test guest (its hunks and subject the cases
 # below rely on), wherever the series has it.
 guest_patch() {
@@ -82,7 +97,7 @@ expect_failure no-body "no body explaining the change"
 # 5. A checkpatch error in an added line (trailing whitespace), in the
 # last patch so that no later patch's context changes.
 copy_repo checkpatch-error
-p=$tmp/checkpatch-error/patches/$(last_patch "$tmp/checkpatch-error")
+p=$tmp/checkpatch-error/patches/$(last_upstream_patch "$tmp/checkpatch-error")
 awk '!done && /^\+[^+]/ { print $0 "   "; done = 1; next } { print }' \
     "$p" > "$p.new" && mv "$p.new" "$p"
 expect_failure checkpatch-error "not ok 4 - checkpatch.*|trailing whitespace"

@@ -22,6 +22,8 @@
 
 /* Conversions so far, by anybody (fault exits, hypercalls, reset). */
 static uint64_t conversion_generation;
+/* KVM_CAP_EXIT_ON_EMULATION_FAILURE is on: see kvm_memory_fault_on_efault. */
+static bool exit_on_emulation_failure;
 
 static KVMMemoryFaultVcpu *get_state(CPUState *cpu)
 {
@@ -57,7 +59,18 @@ bool kvm_memory_fault_on_efault(CPUState *cpu)
                                   "RAM block has lost its backing");
     } else if (guest_memory_fault_trap(&f,
                                        &get_state(cpu)->trap_generation)) {
-        /* The guest is to be told: find out which page it touched. */
+        /*
+         * The guest is to be told: find out which page it touched.  An
+         * access KVM cannot emulate there is to exit too, rather than
+         * raise #UD in a guest process.
+         */
+        if (!exit_on_emulation_failure &&
+            kvm_check_extension(kvm_state,
+                                KVM_CAP_EXIT_ON_EMULATION_FAILURE)) {
+            exit_on_emulation_failure =
+                !kvm_vm_enable_cap(kvm_state,
+                                   KVM_CAP_EXIT_ON_EMULATION_FAILURE, 0, 1);
+        }
         trace_kvm_memory_fault_trap(cpu->cpu_index,
                                     qemu_ram_get_idstr(f.block));
         guest_memory_fault_cleanup(&f);
@@ -68,30 +81,60 @@ bool kvm_memory_fault_on_efault(CPUState *cpu)
     return false;
 }
 
+/* Exits an instruction may take at trap regions: see complete_trapped(). */
+#define TRAPPED_EXITS_MAX 16
+
 /*
- * An MMIO exit at lost RAM that guest_memory_fault_trap() covered: the
- * access of a memory backend with lost-page-action=guest-error, now with
- * its address.
+ * KVM finishes the instruction of an MMIO exit when the vCPU enters
+ * again: let it, with the registers from before it put back afterwards
+ * (a read loads nothing).  One instruction may need more exits (a
+ * 16-byte load, a read across two pages, a string instruction's next
+ * element): each is served with all ones, never with stale data, and
+ * none reaches a device.  False if KVM still wants more after
+ * TRAPPED_EXITS_MAX, or cannot be entered without running the guest.
  */
-static KVMMemoryFaultMMIO mmio_trapped(CPUState *cpu, GuestMemoryFault *f,
-                                       uint64_t gpa, bool is_write)
+static bool complete_trapped(CPUState *cpu)
+{
+    struct kvm_run *run = cpu->kvm_run;
+    int ret;
+
+    kvm_cpu_synchronize_state(cpu);
+    if (!kvm_check_extension(kvm_state, KVM_CAP_IMMEDIATE_EXIT)) {
+        return false;
+    }
+    for (int i = 0; i < TRAPPED_EXITS_MAX; i++) {
+        if (!run->mmio.is_write) {
+            memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
+        }
+        qatomic_set(&run->immediate_exit, 1);
+        ret = kvm_vcpu_ioctl(cpu, KVM_RUN, 0);
+        qatomic_set(&run->immediate_exit, 0);
+        trace_kvm_memory_fault_complete_exit(cpu->cpu_index, ret);
+        if (ret == -EINTR) {
+            return true;
+        }
+        if (ret != 0 || run->exit_reason != KVM_EXIT_MMIO) {
+            return false;
+        }
+    }
+    return false;
+}
+
+/*
+ * An MMIO exit at lost RAM of a memory backend with
+ * lost-page-action=guest-error (covered by guest_memory_fault_trap(), or
+ * RAM a KVM host reports so itself): raise the error in the guest.
+ */
+static KVMMemoryFaultMMIO mmio_to_guest(CPUState *cpu, GuestMemoryFault *f,
+                                        bool is_write)
 {
     KVMMemoryFaultMMIO ret = KVM_MEMORY_FAULT_MMIO_REPORTED;
 
-    f->access = is_write ? GUEST_MEMORY_ACCESS_WRITE
-                         : GUEST_MEMORY_ACCESS_READ;
-    guest_memory_fault_set_gpa(f, gpa, 0);
-    guest_memory_fault_probe(f);
-    set_page_range(f, gpa);
-    /*
-     * KVM finishes the instruction when the vCPU enters again: let it,
-     * with the registers from before it put back (a read loads nothing).
-     * KVM completes a write before it exits: the vCPU is past it, and
-     * nothing was stored.
-     */
-    kvm_memory_fault_complete_exit(cpu);
+    /* KVM completes a write before it exits: the vCPU is past it. */
     f->insn_done = is_write;
-    if (guest_memory_fault_report_vcpu(f, cpu)) {
+    if (!complete_trapped(cpu)) {
+        guest_memory_fault_report(f);
+    } else if (guest_memory_fault_report_vcpu(f, cpu)) {
         ret = KVM_MEMORY_FAULT_MMIO_TO_GUEST;
     }
     guest_memory_fault_cleanup(f);
@@ -113,29 +156,41 @@ KVMMemoryFaultMMIO kvm_memory_fault_check_mmio(CPUState *cpu, uint64_t gpa,
      * to a RAM page they could not fault in; also memslot-update races and
      * writes to ROM) or at lost RAM covered by a trap goes further.
      */
-    guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_MMIO_EXIT,
-                            cpu->cpu_index);
     WITH_RCU_READ_LOCK_GUARD() {
         mr = address_space_translate(&address_space_memory, gpa, &xlat,
                                      &len, is_write, attrs);
         if (likely(!memory_region_is_ram(mr))) {
+            if (likely(!guest_memory_fault_trapping())) {
+                return KVM_MEMORY_FAULT_MMIO_NONE;
+            }
+            guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_MMIO_EXIT,
+                                    cpu->cpu_index);
             trapped = guest_memory_fault_trapped(mr, xlat, &f);
-            if (likely(!trapped)) {
+            if (!trapped) {
                 return KVM_MEMORY_FAULT_MMIO_NONE;
             }
         }
     }
-    if (trapped) {
-        return mmio_trapped(cpu, &f, gpa, is_write);
+    if (!trapped) {
+        guest_memory_fault_init(&f, GUEST_MEMORY_FAULT_PATH_MMIO_EXIT,
+                                cpu->cpu_index);
     }
-
     f.access = is_write ? GUEST_MEMORY_ACCESS_WRITE : GUEST_MEMORY_ACCESS_READ;
+    if (trapped) {
+        guest_memory_fault_set_gpa(&f, gpa, 0);
+        guest_memory_fault_probe(&f);
+        set_page_range(&f, gpa);
+        return mmio_to_guest(cpu, &f, is_write);
+    }
     if (!guest_memory_gpa_is_unbacked(gpa, &f)) {
         /* Backed: a legitimate exit, served as usual. */
         trace_kvm_memory_fault_mmio_in_ram(gpa, is_write);
         return KVM_MEMORY_FAULT_MMIO_NONE;
     }
     set_page_range(&f, gpa);
+    if (guest_memory_fault_guest_error(&f)) {
+        return mmio_to_guest(cpu, &f, is_write);
+    }
     guest_memory_fault_report(&f);
     guest_memory_fault_cleanup(&f);
     return KVM_MEMORY_FAULT_MMIO_REPORTED;
@@ -159,6 +214,20 @@ bool kvm_memory_fault_on_emulation_failure(CPUState *cpu,
         (run->internal.data[0] &
          KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES) &&
         run->internal.data[1] != 0) {
+        if (guest_memory_fault_trapping()) {
+            /*
+             * Lost RAM is covered by regions without a memory slot, and
+             * KVM could not emulate an access there (SSE, AVX, ...): which
+             * page, it does not say.  The VM stops.
+             */
+            guest_memory_fault_init(&f,
+                                    GUEST_MEMORY_FAULT_PATH_EMULATION_FAILURE,
+                                    cpu->cpu_index);
+            guest_memory_find_unbacked(&f);
+            guest_memory_fault_report(&f);
+            guest_memory_fault_cleanup(&f);
+            return true;
+        }
         /* KVM fetched the instruction: not a fetch from unbacked RAM. */
         return false;
     }

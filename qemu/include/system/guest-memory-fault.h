@@ -60,10 +60,13 @@ typedef struct GuestMemoryLoss {
     unsigned long *lost;
     uint64_t nr_pages;
     unsigned long lost_pages;       /* bits set in @lost; atomic */
+    bool guest_error;               /* lost-page-action=guest-error; atomic */
     /* The rest is under the BQL. */
     bool incident_open;             /* reported, not reset since */
     unsigned incident_faults;       /* faults merged into that report */
+    bool incident_running;          /* reported with the VM running */
     bool incident_raised;           /* it told of an error in the guest */
+    bool incident_shutdown;         /* a guest could not take one */
     void *incident_report;          /* the report, until printed */
     bool watch_reported;            /* the watch saw the backing short */
     int wd;                         /* inotify watch, -1: none */
@@ -133,6 +136,9 @@ bool guest_memory_fault_report(GuestMemoryFault *f);
  */
 bool guest_memory_fault_report_vcpu(GuestMemoryFault *f, CPUState *cpu);
 
+/* Does @f's memory backend have lost-page-action=guest-error? */
+bool guest_memory_fault_guest_error(GuestMemoryFault *f);
+
 /*
  * On the thread of vCPU @cpu after its fault: leave the guest and stay
  * out; the main loop prints what is reported and stops the VM.
@@ -180,6 +186,9 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
  */
 bool guest_memory_fault_trap(GuestMemoryFault *f, unsigned *generation);
 
+/* Has any block's lost RAM been covered so? */
+bool guest_memory_fault_trapping(void);
+
 /*
  * Is @mr one of those regions?  Then fill in @f's block and offset for
  * the address @xlat into @mr, and return true.
@@ -192,17 +201,17 @@ bool guest_memory_fault_trapped(MemoryRegion *mr, hwaddr xlat,
  * return true).  Cheap: one atomic load when nothing is pending.
  */
 bool guest_memory_fault_take_pending(CPUState *cpu, GuestMemoryFault *f);
+#endif
 
 /*
  * On vCPU @cpu's thread, once the accelerator has left the guest: if
  * the SIGBUS handler unwound @cpu from an access to a page of a memory
- * backend with lost-page-action=guest-error, fill @f with that fault,
- * probed, and return true; the caller passes it to
- * guest_memory_fault_report_vcpu().  One load of a thread-local
- * variable when there is none.
+ * backend with lost-page-action=guest-error, raise the error in the
+ * guest (guest_memory_fault_report_vcpu()), or hold @cpu where it
+ * cannot be raised.  One load of a thread-local variable when there is
+ * nothing to do.
  */
-bool guest_memory_fault_take_unwound(CPUState *cpu, GuestMemoryFault *f);
-#endif
+void guest_memory_fault_vcpu_unwound(CPUState *cpu);
 
 /*
  * For an accelerator, before vCPU @cpu enters the guest: while a fault
@@ -238,6 +247,12 @@ bool guest_memory_fault_check_guest_request(const char *what,
  * close the incidents and re-arm the watch.
  */
 void guest_memory_fault_system_reset(bool guest);
+
+/*
+ * The memory backend of @rb says lost-page-action=guest-error (@on) or
+ * stop; any thread may read it at a fault, without locks.
+ */
+void guest_memory_loss_set_guest_error(RAMBlock *rb, bool on);
 
 /* RAM block life cycle (system/physmem.c). */
 void guest_memory_loss_block_added(RAMBlock *rb);

@@ -16,8 +16,10 @@
  *   and migration, which refuses, and the VM goes on running;
  * - a reset by management keeps the page lost while the backing is
  *   short: the guest meets it again, reported again;
- * - a guest that did not enable machine checks gets a processor shutdown
- *   (handled as -action reboot says), reported with action shutdown;
+ * - a guest that did not enable machine checks, or has none, gets a
+ *   processor shutdown (handled as -action reboot says), reported with
+ *   action shutdown; when it meets the page again after the reset, the
+ *   VM stops instead of resetting forever;
  * - the policy can be set with qom-set while the VM runs;
  * - the backing-file watch reports the loss with action none and the VM
  *   keeps running.
@@ -211,7 +213,9 @@ static void test_machine_check(const void *opaque)
     if (!accel_ok(c->accel)) {
         return;
     }
-    extra = g_strdup(c->intel ? "-cpu max,vendor=GenuineIntel" : "");
+    /* The vendor says the layout (KVM's -cpu max is the host's). */
+    extra = g_strdup_printf("-cpu max,vendor=%s",
+                            c->intel ? "GenuineIntel" : "AuthenticAMD");
     vm = start_vm(c->accel, path, "guest-error", extra,
                   c->write ? GUEST_OP_WRITE : GUEST_OP_READ, TOUCHES, c->smp);
     g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
@@ -322,25 +326,34 @@ static void test_readers_and_reset(const void *opaque)
     unlink(out);
 }
 
+typedef struct NoMceCase {
+    const char *accel;
+    const char *cpu;            /* extra -cpu, or NULL */
+    const char *why;            /* in the report line */
+} NoMceCase;
+
 /*
- * A guest without machine checks enabled: the processor shuts down,
+ * A guest that cannot take a machine check: the processor shuts down,
  * here (-action reboot=shutdown,shutdown=pause) a SHUTDOWN that pauses.
  */
 static void test_no_mce(const void *opaque)
 {
-    const char *accel = opaque;
+    const NoMceCase *c = opaque;
     g_autofree char *path = ram_file("ram-nomce");
     g_autofree char *status = NULL;
     g_autofree char *err = NULL;
+    g_autofree char *extra = g_strdup_printf(
+        "-action reboot=shutdown,shutdown=pause%s%s",
+        c->cpu ? " -cpu " : "", c->cpu ? c->cpu : "");
+    g_autofree char *line = g_strdup_printf(
+        "; action: processor shutdown (triple fault): %s", c->why);
     GuestVM *vm;
     QDict *ev, *data;
 
-    if (!accel_ok(accel)) {
+    if (!accel_ok(c->accel)) {
         return;
     }
-    vm = start_vm(accel, path, "guest-error",
-                  "-action reboot=shutdown,shutdown=pause", GUEST_OP_READ, 0,
-                  1);
+    vm = start_vm(c->accel, path, "guest-error", extra, GUEST_OP_READ, 0, 1);
     g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
     guest_vm_resume(vm);
     ev = guest_qmp_wait_event(vm->qts, "GUEST_MEMORY_FAULT", 60000);
@@ -357,9 +370,43 @@ static void test_no_mce(const void *opaque)
     status = run_status(vm->qts);
     g_assert_cmpstr(status, ==, "shutdown");
     err = guest_vm_stderr(vm);
-    g_assert_nonnull(strstr(err, "; action: processor shutdown (triple "
-                            "fault): the guest has not enabled machine "
-                            "checks (CR4.MCE)"));
+    g_assert_nonnull(strstr(err, line));
+    guest_vm_free(vm);
+    unlink(path);
+}
+
+/*
+ * The same guest, with the default reboot action: the shutdown resets
+ * it, it meets the page again before it could take a machine check, and
+ * the VM stops rather than reset forever (a second event, action stop).
+ */
+static void test_no_mce_reset(const void *opaque)
+{
+    const char *accel = opaque;
+    g_autofree char *path = ram_file("ram-nomce-reset");
+    GuestVM *vm;
+    QDict *ev;
+
+    if (!accel_ok(accel)) {
+        return;
+    }
+    vm = start_vm(accel, path, "guest-error", NULL, GUEST_OP_READ, 0, 1);
+    g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
+    guest_vm_resume(vm);
+    ev = guest_qmp_wait_event(vm->qts, "GUEST_MEMORY_FAULT", 60000);
+    g_assert_nonnull(ev);
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"), "action"), ==,
+                    "shutdown");
+    qobject_unref(ev);
+    qobject_unref(guest_qmp_wait_event(vm->qts, "RESET", 20000));
+    ev = guest_qmp_wait_event(vm->qts, "GUEST_MEMORY_FAULT", 60000);
+    g_assert_nonnull(ev);
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"), "action"), ==,
+                    "stop");
+    qobject_unref(ev);
+    qobject_unref(guest_qmp_wait_event(vm->qts, "STOP", 20000));
+    guest_vm_assert_internal_error(vm->qts);
+    g_assert_cmpint(count_events(vm->qts, "RESET"), ==, 0);
     guest_vm_free(vm);
     unlink(path);
 }
@@ -457,9 +504,18 @@ int main(int argc, char **argv)
         GTestDataFunc fn;
     } simple[] = {
         { "readers-and-reset", test_readers_and_reset },
-        { "no-mce", test_no_mce },
+        { "no-mce-reset", test_no_mce_reset },
         { "qom-set", test_qom_set },
         { "watch", test_watch },
+    };
+    static const struct {
+        const char *name;
+        NoMceCase c;
+    } no_mce[] = {
+        { "no-mce", { NULL, NULL,
+                      "the guest has not enabled machine checks (CR4.MCE)" } },
+        { "no-mca", { NULL, "max,mca=off",
+                      "the vCPU has no machine-check bank 9" } },
     };
     g_autoptr(GError) err = NULL;
     int ret;
@@ -484,6 +540,15 @@ int main(int argc, char **argv)
                                                  accels[a], simple[i].name);
 
             qtest_add_data_func(p, (void *)accels[a], simple[i].fn);
+        }
+        for (int i = 0; i < ARRAY_SIZE(no_mce); i++) {
+            NoMceCase *c = g_new0(NoMceCase, 1);
+            g_autofree char *p = g_strdup_printf("/x86/memory-error/%s/%s",
+                                                 accels[a], no_mce[i].name);
+
+            *c = no_mce[i].c;
+            c->accel = accels[a];
+            qtest_add_data_func_full(p, c, test_no_mce, g_free);
         }
     }
     /* Intel's status layout: TCG can give the guest an Intel vendor. */
