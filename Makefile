@@ -10,7 +10,7 @@
 #   make bench      benchmarks, patched versus pristine (printed, not asserted)
 #   make fuzz       the TDVF metadata parser under a fuzzer (QKM_FUZZ_SECONDS)
 #   make series     export the full series to build/series/
-#   make series TOPIC=fixes|faults|private|tdx  one topic series (see
+#   make series TOPIC=NAME  one topic series (fixes, faults, private, tdx, guest-error; see
 #                   patches/topics) to build/series-TOPIC/; TOPIC=all: each
 #   make edit       a git work tree with the series as commits (build/edit)
 #   make save       write build/edit back to patches/ and the overlay
