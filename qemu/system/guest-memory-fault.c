@@ -620,10 +620,12 @@ bool guest_memory_fault_trap(GuestMemoryFault *f, unsigned *generation)
     }
     if (f->block && f->block->memory_loss && fault_loses_data(f) &&
         guest_memory_block_guest_error(f->block)) {
+        unsigned covered;
+
         mark_fault_lost(f);
-        guest_memory_trap_lost(f->block);
-        trapped = *generation != guest_memory_trap_generation;
-        *generation = guest_memory_trap_generation;
+        covered = guest_memory_cover_lost(f->block);
+        trapped = *generation != covered;
+        *generation = covered;
     }
     if (!locked) {
         bql_unlock();
@@ -693,7 +695,8 @@ bool guest_memory_fault_check_guest_request(const char *what,
 /* --- reset by management --- */
 
 /* Map the backing again over [@start, @end) of @rb. */
-static void restore_mapping(RAMBlock *rb, ram_addr_t start, ram_addr_t end)
+void guest_memory_restore_mapping(RAMBlock *rb, ram_addr_t start,
+                                  ram_addr_t end)
 {
     /* As the block was mapped (qemu_ram_mmap()). */
     int prot = rb->flags & RAM_READONLY ? PROT_READ : PROT_READ | PROT_WRITE;
@@ -722,8 +725,9 @@ static int reset_block_cb(RAMBlock *rb, void *opaque)
     if (!loss) {
         return 0;
     }
-    /* Pages still lost are trapped again when KVM meets them. */
+    /* Pages still lost are covered again when KVM meets them. */
     guest_memory_trap_remove(rb);
+    guest_memory_poison_reset(rb);
     loss->incident_open = false;
     loss->incident_running = false;
     loss->incident_faults = 0;
@@ -745,7 +749,8 @@ static int reset_block_cb(RAMBlock *rb, void *opaque)
         q = find_next_zero_bit(loss->lost, loss->nr_pages, p);
         if (rb->fd >= 0) {
             /* Drop the anonymous stand-ins: the backing again, or a fault. */
-            restore_mapping(rb, p * page, MIN(q * page, rb->max_length));
+            guest_memory_restore_mapping(rb, p * page,
+                                         MIN(q * page, rb->max_length));
         }
         for (; p < q; p++) {
             /* Anonymous RAM: the page was replaced, as for poisoned pages. */

@@ -68,10 +68,15 @@ bool guest_memory_find_truncated(GuestMemoryFault *f);
 void guest_memory_take_recorded(void);
 void guest_memory_sigbus_start(void);
 
+/* guest-memory-fault.c */
+void guest_memory_restore_mapping(RAMBlock *rb, ram_addr_t start,
+                                  ram_addr_t end);
+
 /* guest-memory-trap.c */
-extern unsigned guest_memory_trap_generation;
 GuestMemoryTrap *guest_memory_trap_of(const MemoryRegion *mr);
-void guest_memory_trap_lost(RAMBlock *rb);
+/* Cover @rb's lost pages; returns a count that changes when it did. */
+unsigned guest_memory_cover_lost(RAMBlock *rb);
+void guest_memory_poison_reset(RAMBlock *rb);
 void guest_memory_trap_remove(RAMBlock *rb);
 void guest_memory_trap_free(RAMBlock *rb);
 

@@ -32,6 +32,15 @@ typedef struct KVMMemoryFaultVcpu {
  */
 bool kvm_memory_fault_on_efault(CPUState *cpu);
 
+/*
+ * A SIGBUS @code at @addr that reached @cpu's thread in KVM_RUN, with the
+ * BQL: if it is for a page QEMU made poison (guest_memory_fault_trap()),
+ * raise the error in the guest and return EXCP_INTERRUPT, or report it
+ * and return -1 when the guest cannot be told (the VM stops).  0 if it is
+ * not QEMU's poison: hardware's, for kvm_arch_on_sigbus_vcpu().
+ */
+int kvm_memory_fault_on_poison(CPUState *cpu, int code, void *addr);
+
 /* What kvm_memory_fault_check_mmio() found. */
 typedef enum KVMMemoryFaultMMIO {
     KVM_MEMORY_FAULT_MMIO_NONE,     /* an ordinary exit: serve it */

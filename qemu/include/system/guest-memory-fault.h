@@ -72,6 +72,7 @@ typedef struct GuestMemoryLoss {
     int wd;                         /* inotify watch, -1: none */
     GPtrArray *traps;               /* GuestMemoryTrap, see trap_lost() */
     unsigned long trapped_pages;    /* lost_pages when they were made */
+    unsigned long *poisoned;        /* lost pages KVM meets as poison */
 } GuestMemoryLoss;
 
 /* Linux only: used by accelerators and the SIGBUS handler. */
@@ -175,19 +176,26 @@ bool guest_memory_fault_on_sigbus(int code, void *addr, void *ucontext,
  * For an access that KVM could not map and did not name (a bare
  * EFAULT), found to be on @f's block: if the block's memory backend has
  * lost-page-action=guest-error, mark what @f lost and cover the lost
- * pages with regions that are not RAM, so that KVM has no memory slot
- * there, and return true: the vCPU enters the guest again and the
- * access exits as KVM_EXIT_MMIO with its address
+ * pages so that the access tells which page it was, and return true:
+ * the vCPU enters the guest again.  Where the kernel can (Linux 6.6 and
+ * later, UFFDIO_POISON) the pages' host mapping becomes poison: KVM
+ * sends a SIGBUS (BUS_MCEERR_AR) with the host address before the access
+ * is made (guest_memory_fault_poisoned()).  Elsewhere they are covered
+ * with regions that are not RAM, so that KVM has no memory slot there,
+ * and the access exits as KVM_EXIT_MMIO with its address
  * (guest_memory_fault_trapped()).  Also true if they are covered already
  * but the vCPU has not entered again since (its access raced with
- * another vCPU's, which made the regions): *@generation, the vCPU's,
- * tells.  False if the block does not hand lost pages to the guest, or
- * if the vCPU met the same regions again (something else failed).
+ * another vCPU's, which covered them): *@generation, the vCPU's, tells.
+ * False if the block does not hand lost pages to the guest, or if the
+ * vCPU met the same cover again (something else failed).
  */
 bool guest_memory_fault_trap(GuestMemoryFault *f, unsigned *generation);
 
-/* Has any block's lost RAM been covered so? */
+/* Has any block's lost RAM been covered with regions? */
 bool guest_memory_fault_trapping(void);
+
+/* Is @host in a page that guest_memory_fault_trap() made poison? */
+bool guest_memory_fault_poisoned(void *host);
 
 /*
  * Is @mr one of those regions?  Then fill in @f's block and offset for

@@ -8,12 +8,14 @@
  * records MCG_STATUS and the valid bank's MCi_STATUS, MCi_ADDR and
  * MCi_MISC, and resumes after the access (guest-abi.h, MB_REQ_MCE):
  *
- * - the exact fields, for a read and a write, on one and on two vCPUs,
- *   for the AMD layout (-cpu max) and, under TCG, the Intel one;
+ * - the exact fields, for a read, a write and a copy to RAM (rep movsq),
+ *   on one and on two vCPUs, for the AMD layout (-cpu max) and, under
+ *   TCG, the Intel one;
  * - every access raises it again, and one GUEST_MEMORY_FAULT (action
  *   machine-check) stands for them all; the VM stays running;
- * - nothing fabricated: the page stays lost for qtest reads, pmemsave
- *   and migration, which refuses, and the VM goes on running;
+ * - nothing fabricated: the copy's destination keeps what it held; the
+ *   page stays lost for qtest reads, pmemsave and migration, which
+ *   refuses, and the VM goes on running;
  * - a reset by management keeps the page lost while the backing is
  *   short: the guest meets it again, reported again;
  * - a guest that did not enable machine checks, or has none, gets a
@@ -25,8 +27,12 @@
  *   keeps running.
  *
  * Under KVM the access reaches QEMU as a bare EFAULT, which does not
- * say which page; QEMU covers the lost pages with regions KVM has no
- * memory slot for, and the access exits again as MMIO with its address.
+ * say which page; QEMU makes the lost pages poison where the kernel can
+ * (Linux 6.6+), and the access comes back as KVM's SIGBUS for the page
+ * (event path vcpu-run); elsewhere it covers them with regions KVM has
+ * no memory slot for, and the access exits again as MMIO with its
+ * address (path mmio-exit), as it does on KVM hosts that report lost RAM
+ * so themselves.
  */
 
 #include "qemu/osdep.h"
@@ -67,7 +73,11 @@ typedef struct ErrorCase {
     int smp;
     bool write;
     bool intel;
+    bool copy;
 } ErrorCase;
+
+/* What GUEST_COPY_DST holds before the copy. */
+#define COPY_PATTERN(i) (0x5150415454455230ull + (i))
 
 static char *ram_file(const char *name)
 {
@@ -174,8 +184,11 @@ static void wait_touches(GuestVM *vm, int smp, uint32_t touches)
     }
 }
 
-/* The event of the first machine check: TARGET, on one of the vCPUs. */
-static QDict *wait_error_event(GuestVM *vm, int smp)
+/*
+ * The event of the first machine check: TARGET, on one of the vCPUs.
+ * Sets *@emulated if KVM's emulator met the access (an MMIO exit).
+ */
+static QDict *wait_error_event(GuestVM *vm, int smp, bool *emulated)
 {
     QDict *ev = guest_qmp_wait_event(vm->qts, "GUEST_MEMORY_FAULT", 60000);
     QDict *data;
@@ -187,13 +200,16 @@ static QDict *wait_error_event(GuestVM *vm, int smp)
     g_assert_cmpstr(qdict_get_str(data, "block"), ==, "ram0");
     g_assert_cmpstr(qdict_get_str(data, "cause"), ==, "backing-truncated");
     g_assert_cmpint(qdict_get_int(data, "cpu-index"), <, smp);
+    if (emulated) {
+        *emulated = !strcmp(qdict_get_str(data, "path"), "mmio-exit");
+    }
     return ev;
 }
 
 /*
  * Each vCPU touches the lost page TOUCHES times: each touch is a machine
- * check with the exact fields, the instruction does not complete, the
- * VM runs on, one event stands for all.
+ * check with the exact fields, the instruction does not complete (a
+ * copy stores nothing), the VM runs on, one event stands for all.
  */
 static void test_machine_check(const void *opaque)
 {
@@ -202,12 +218,9 @@ static void test_machine_check(const void *opaque)
     g_autofree char *err = NULL;
     g_autofree char *extra = NULL;
     uint64_t status = c->intel ? STATUS_INTEL : STATUS_AMD;
-    /*
-     * KVM completes a write to what it takes for MMIO before it exits:
-     * the machine check comes right after the store (which stored
-     * nothing), EIPV clear.  Everything else is taken at the access.
-     */
-    bool after = c->write && !strcmp(c->accel, "kvm");
+    uint32_t op = c->copy ? GUEST_OP_COPY :
+                  c->write ? GUEST_OP_WRITE : GUEST_OP_READ;
+    bool emulated, after;
     GuestVM *vm;
 
     if (!accel_ok(c->accel)) {
@@ -216,11 +229,19 @@ static void test_machine_check(const void *opaque)
     /* The vendor says the layout (KVM's -cpu max is the host's). */
     extra = g_strdup_printf("-cpu max,vendor=%s",
                             c->intel ? "GenuineIntel" : "AuthenticAMD");
-    vm = start_vm(c->accel, path, "guest-error", extra,
-                  c->write ? GUEST_OP_WRITE : GUEST_OP_READ, TOUCHES, c->smp);
+    vm = start_vm(c->accel, path, "guest-error", extra, op, TOUCHES, c->smp);
+    for (int i = 0; i < GUEST_COPY_QWORDS; i++) {
+        qtest_writeq(vm->qts, GUEST_COPY_DST + i * 8, COPY_PATTERN(i));
+    }
     g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
     guest_vm_resume(vm);
-    qobject_unref(wait_error_event(vm, c->smp));
+    qobject_unref(wait_error_event(vm, c->smp, &emulated));
+    /*
+     * KVM completes a write to what it takes for MMIO before it exits:
+     * the machine check comes right after the store (which stored
+     * nothing), EIPV clear.  Everything else is taken at the access.
+     */
+    after = c->write && emulated;
     wait_touches(vm, c->smp, TOUCHES);
     g_assert_true(guest_vm_wait_done(vm, 20000));
 
@@ -242,6 +263,11 @@ static void test_machine_check(const void *opaque)
     g_assert_cmpint(count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
     g_assert_cmpint(count_events(vm->qts, "STOP"), ==, 0);
     g_assert_cmpint(count_events(vm->qts, "RESET"), ==, 0);
+    /* The copy stored nothing, not even data QEMU served for the page. */
+    for (int i = 0; i < GUEST_COPY_QWORDS; i++) {
+        g_assert_cmphex(qtest_readq(vm->qts, GUEST_COPY_DST + i * 8), ==,
+                        COPY_PATTERN(i));
+    }
     /* QEMU's readers: still lost. */
     g_assert_cmphex(qtest_readl(vm->qts, TARGET), ==, UINT32_MAX);
     err = guest_vm_stderr(vm);
@@ -274,7 +300,7 @@ static void test_readers_and_reset(const void *opaque)
     vm = start_vm(accel, path, "guest-error", NULL, GUEST_OP_READ, 1, 1);
     g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
     guest_vm_resume(vm);
-    qobject_unref(wait_error_event(vm, 1));
+    qobject_unref(wait_error_event(vm, 1, NULL));
     g_assert_true(guest_vm_wait_done(vm, 20000));
 
     rsp = qtest_qmp(vm->qts, "{ 'execute': 'pmemsave', 'arguments': "
@@ -313,7 +339,7 @@ static void test_readers_and_reset(const void *opaque)
     qtest_writel(vm->qts, GUEST_MAILBOX_GPA + MCE_RECORD(0) + MCE_TOUCHES,
                  0);
     qobject_unref(qtest_qmp(vm->qts, "{ 'execute': 'system_reset' }"));
-    ev = wait_error_event(vm, 1);
+    ev = wait_error_event(vm, 1, NULL);
     g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"), "action"), ==,
                     "machine-check");
     qobject_unref(ev);
@@ -443,7 +469,7 @@ static void test_qom_set(const void *opaque)
     qobject_unref(rsp);
     g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
     guest_vm_resume(vm);
-    qobject_unref(wait_error_event(vm, 1));
+    qobject_unref(wait_error_event(vm, 1, NULL));
     g_assert_true(guest_vm_wait_done(vm, 20000));
     g_assert_cmpuint(record32(vm, 0, MCE_COUNT), ==, 1);
     assert_running(vm->qts);
@@ -494,10 +520,12 @@ int main(int argc, char **argv)
         const char *name;
         ErrorCase c;
     } mce[] = {
-        { "read", { NULL, 1, false, false } },
-        { "write", { NULL, 1, true, false } },
-        { "read-smp2", { NULL, 2, false, false } },
-        { "write-smp2", { NULL, 2, true, false } },
+        { "read", { NULL, 1, false, false, false } },
+        { "write", { NULL, 1, true, false, false } },
+        { "copy", { NULL, 1, false, false, true } },
+        { "read-smp2", { NULL, 2, false, false, false } },
+        { "write-smp2", { NULL, 2, true, false, false } },
+        { "copy-smp2", { NULL, 2, false, false, true } },
     };
     static const struct {
         const char *name;

@@ -585,8 +585,19 @@ write64_end:
         rep stosq
         jmp     8f
 15:     cmpl    $GUEST_OP_NPT, %ecx
-        jne     8f
+        jne     16f
         call    npt_main                /* npt.c: the L1 hypervisor */
+        jmp     8f
+16:     cmpl    $GUEST_OP_COPY, %ecx
+        jne     8f
+        movq    %rbx, %rsi
+        movl    $GUEST_COPY_DST, %edi
+        movl    $GUEST_COPY_QWORDS, %ecx
+        cld
+        movl    $copy64, MB(MB_OP_PC)
+        movl    $copy64_end, MB(MB_OP_PC_END)
+copy64: rep movsq
+copy64_end:
 8:      movl    $GUEST_OP_MARK, MB(MB_OP_DONE)
 9:      ret
 

@@ -219,6 +219,14 @@
 /* The guest as an L1 hypervisor (npt.c), 64-bit kernel mode only. */
 #define GUEST_OP_NPT            9
 
+/*
+ * 64-bit mode only: rep movsq of GUEST_COPY_QWORDS from addr to
+ * GUEST_COPY_DST, a memory-to-memory copy (MB_OP_PC, MB_OP_PC_END).
+ */
+#define GUEST_OP_COPY           10
+#define GUEST_COPY_DST          0x17000
+#define GUEST_COPY_QWORDS       2
+
 #define GUEST_PIO_LOOP_PORT     0x80
 
 #define GUEST_OP_MARK           0x4b4f4f54  /* "TOOK" */
