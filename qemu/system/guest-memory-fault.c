@@ -694,8 +694,8 @@ bool guest_memory_fault_check_guest_request(const char *what,
 
 /* --- reset by management --- */
 
-/* Map the backing again over [@start, @end) of @rb. */
-void guest_memory_restore_mapping(RAMBlock *rb, ram_addr_t start,
+/* Map the backing again over [@start, @end) of @rb; false if it failed. */
+bool guest_memory_restore_mapping(RAMBlock *rb, ram_addr_t start,
                                   ram_addr_t end)
 {
     /* As the block was mapped (qemu_ram_mmap()). */
@@ -711,7 +711,9 @@ void guest_memory_restore_mapping(RAMBlock *rb, ram_addr_t start,
         warn_report("RAM block %s: cannot map its backing again at offset "
                     "0x%" PRIx64 ": %s", qemu_ram_get_idstr(rb),
                     (uint64_t)start, strerror(errno));
+        return false;
     }
+    return true;
 }
 
 static int reset_block_cb(RAMBlock *rb, void *opaque)
@@ -727,7 +729,6 @@ static int reset_block_cb(RAMBlock *rb, void *opaque)
     }
     /* Pages still lost are covered again when KVM meets them. */
     guest_memory_trap_remove(rb);
-    guest_memory_poison_reset(rb);
     loss->incident_open = false;
     loss->incident_running = false;
     loss->incident_faults = 0;
@@ -747,10 +748,14 @@ static int reset_block_cb(RAMBlock *rb, void *opaque)
             break;
         }
         q = find_next_zero_bit(loss->lost, loss->nr_pages, p);
-        if (rb->fd >= 0) {
-            /* Drop the anonymous stand-ins: the backing again, or a fault. */
+        if (rb->fd >= 0 &&
             guest_memory_restore_mapping(rb, p * page,
-                                         MIN(q * page, rb->max_length));
+                                         MIN(q * page, rb->max_length))) {
+            /*
+             * The anonymous stand-ins and the poison are gone: the
+             * backing again, or a fault.
+             */
+            guest_memory_poison_restored(rb, p, q);
         }
         for (; p < q; p++) {
             /* Anonymous RAM: the page was replaced, as for poisoned pages. */

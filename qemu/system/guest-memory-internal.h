@@ -69,14 +69,16 @@ void guest_memory_take_recorded(void);
 void guest_memory_sigbus_start(void);
 
 /* guest-memory-fault.c */
-void guest_memory_restore_mapping(RAMBlock *rb, ram_addr_t start,
+bool guest_memory_restore_mapping(RAMBlock *rb, ram_addr_t start,
                                   ram_addr_t end);
 
 /* guest-memory-trap.c */
 GuestMemoryTrap *guest_memory_trap_of(const MemoryRegion *mr);
 /* Cover @rb's lost pages; returns a count that changes when it did. */
 unsigned guest_memory_cover_lost(RAMBlock *rb);
-void guest_memory_poison_reset(RAMBlock *rb);
+/* Pages [@first, @last) of @rb have their backing mapped again. */
+void guest_memory_poison_restored(RAMBlock *rb, uint64_t first,
+                                  uint64_t last);
 void guest_memory_trap_remove(RAMBlock *rb);
 void guest_memory_trap_free(RAMBlock *rb);
 

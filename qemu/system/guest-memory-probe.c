@@ -181,7 +181,10 @@ bool guest_memory_fault_probe(GuestMemoryFault *f)
     }
     probe_backing(f);
 
-    if (f->sigbus_code == BUS_MCEERR_AR || f->sigbus_code == BUS_MCEERR_AO) {
+    /* Not for a page QEMU made poison itself: the backing tells. */
+    if ((f->sigbus_code == BUS_MCEERR_AR ||
+         f->sigbus_code == BUS_MCEERR_AO) &&
+        !(f->host_addr && guest_memory_fault_poisoned(f->host_addr))) {
         set_cause(f, GUEST_MEMORY_FAULT_CAUSE_HARDWARE_ERROR,
                   g_strdup("hardware memory error (poisoned page)"));
         return true;

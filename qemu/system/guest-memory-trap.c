@@ -38,7 +38,6 @@
 
 #include "qemu/osdep.h"
 #include <sys/ioctl.h>
-#include <linux/userfaultfd.h>
 #include "qemu/bitops.h"
 #include "qemu/main-loop.h"
 #include "qemu/userfaultfd.h"
@@ -215,9 +214,13 @@ static bool poison_open(void)
         trace_guest_memory_poison_unsupported("userfaultfd", errno);
         return false;
     }
-    if (ioctl(fd, UFFDIO_API, &api) ||
-        !(api.ioctls & BIT_ULL(_UFFDIO_REGISTER))) {
+    if (ioctl(fd, UFFDIO_API, &api)) {
         trace_guest_memory_poison_unsupported("UFFD_FEATURE_POISON", errno);
+        close(fd);
+        return false;
+    }
+    if (!(api.features & UFFD_FEATURE_POISON)) {
+        trace_guest_memory_poison_unsupported("UFFD_FEATURE_POISON", 0);
         close(fd);
         return false;
     }
@@ -226,8 +229,11 @@ static bool poison_open(void)
 }
 
 /*
- * Map [@start, @end) of @rb again as poison.  On failure the backing is
- * mapped there again, as before.
+ * Map [@start, @end) of @rb again as poison.  Nothing faults in a page
+ * there meanwhile: the range is PROT_NONE until the userfaultfd has it,
+ * and then a fault waits for the poison (QEMU's own threads), or fails
+ * (KVM, which then tries again).  On failure the backing is mapped
+ * there again, as before.
  */
 static bool poison_run(RAMBlock *rb, ram_addr_t start, ram_addr_t end)
 {
@@ -237,38 +243,34 @@ static bool poison_run(RAMBlock *rb, ram_addr_t start, ram_addr_t end)
     struct uffdio_poison poison = {
         .range = { .start = (uintptr_t)host, .len = len },
     };
-    bool ok;
+    const char *failed = NULL;
 
-    /* Inaccessible until poisoned: nothing faults in a zero page. */
     if (mmap(host, len, PROT_NONE,
              MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
              -1, 0) == MAP_FAILED) {
-        trace_guest_memory_poison_failed(qemu_ram_get_idstr(rb), start,
-                                         "mmap", errno);
-        guest_memory_restore_mapping(rb, start, end);
-        return false;
-    }
-    ok = !uffd_register_memory(poison_uffd, host, len,
-                               UFFDIO_REGISTER_MODE_MISSING, &ioctls);
-    if (ok) {
-        ok = (ioctls & BIT_ULL(_UFFDIO_POISON)) &&
-             !ioctl(poison_uffd, UFFDIO_POISON, &poison);
-        if (!ok) {
-            trace_guest_memory_poison_failed(qemu_ram_get_idstr(rb), start,
-                                             "UFFDIO_POISON", errno);
+        failed = "mmap";
+    } else if (uffd_register_memory(poison_uffd, host, len,
+                                    UFFDIO_REGISTER_MODE_MISSING, &ioctls)) {
+        failed = "UFFDIO_REGISTER";
+    } else {
+        if (!(ioctls & BIT_ULL(_UFFDIO_POISON))) {
+            errno = 0;
+            failed = "UFFDIO_POISON";
+        } else if (mprotect(host, len, prot)) {
+            failed = "mprotect";
+        } else if (ioctl(poison_uffd, UFFDIO_POISON, &poison)) {
+            failed = "UFFDIO_POISON";
         }
         /* The markers stay in the page tables without it. */
         uffd_unregister_memory(poison_uffd, host, len);
     }
-    if (ok && mprotect(host, len, prot)) {
+    if (failed) {
         trace_guest_memory_poison_failed(qemu_ram_get_idstr(rb), start,
-                                         "mprotect", errno);
-        ok = false;
-    }
-    if (!ok) {
+                                         failed, errno);
         guest_memory_restore_mapping(rb, start, end);
+        return false;
     }
-    return ok;
+    return true;
 }
 
 /*
@@ -316,13 +318,13 @@ static bool poison_lost(RAMBlock *rb)
     return true;
 }
 
-void guest_memory_poison_reset(RAMBlock *rb)
+void guest_memory_poison_restored(RAMBlock *rb, uint64_t first,
+                                  uint64_t last)
 {
     GuestMemoryLoss *loss = rb->memory_loss;
 
-    /* The backing is mapped again over every lost page. */
     if (loss->poisoned) {
-        bitmap_zero(loss->poisoned, loss->nr_pages);
+        bitmap_clear(loss->poisoned, first, last - first);
     }
 }
 

@@ -11,7 +11,6 @@
 #include "qemu/osdep.h"
 #include <linux/kvm.h>
 #include "qemu/rcu.h"
-#include "exec/target_page.h"
 #include "hw/core/cpu.h"
 #include "hw/core/sysemu-cpu-ops.h"
 #include "system/address-spaces.h"
@@ -114,129 +113,52 @@ int kvm_memory_fault_on_poison(CPUState *cpu, int code, void *addr)
 /* Exits an instruction may take at trap regions: see complete_trapped(). */
 #define TRAPPED_EXITS_MAX 16
 
-/* Guest RAM an emulated copy may store into, as it was before. */
-typedef struct SavedRAM {
-    hwaddr gpa;
-    hwaddr len;
-    uint8_t *data;
-} SavedRAM;
-
-/*
- * If @cpu is at a copy from memory to memory (x86: MOVS), KVM's
- * emulator stores what QEMU serves for the lost page before the vCPU
- * leaves KVM_RUN again: save the guest RAM it may store into (pages of
- * RAM that are not lost; the rest takes no store, or a write exit that
- * QEMU drops).  NULL for any other instruction.
- */
-static GArray *save_copy_destination(CPUState *cpu)
-{
-    const SysemuCPUOps *ops = cpu->cc->sysemu_ops;
-    GArray *saved = NULL;
-    vaddr va, len;
-
-    if (!ops->copy_store_range || !ops->copy_store_range(cpu, &va, &len)) {
-        return NULL;
-    }
-    saved = g_array_new(false, false, sizeof(SavedRAM));
-    while (len) {
-        vaddr chunk = MIN(len, TARGET_PAGE_SIZE - (va & ~TARGET_PAGE_MASK));
-        MemTxAttrs attrs;
-        hwaddr phys = cpu_get_phys_page_attrs_debug(cpu, va & TARGET_PAGE_MASK,
-                                                    &attrs);
-        SavedRAM r = { 0 };
-
-        if (phys != -1) {
-            MemoryRegion *mr;
-            hwaddr xlat, l = chunk;
-
-            r.gpa = phys + (va & ~TARGET_PAGE_MASK);
-            r.len = chunk;
-            r.data = g_malloc(chunk);
-            RCU_READ_LOCK_GUARD();
-            mr = address_space_translate(&address_space_memory, r.gpa, &xlat,
-                                         &l, false, MEMTXATTRS_UNSPECIFIED);
-            /* A RAM read has no side effects; lost RAM is not read. */
-            if (memory_region_is_ram(mr) && l == chunk &&
-                !guest_memory_as_range_lost(&address_space_memory, r.gpa,
-                                            chunk) &&
-                address_space_read(&address_space_memory, r.gpa,
-                                   MEMTXATTRS_UNSPECIFIED, r.data,
-                                   chunk) == MEMTX_OK) {
-                g_array_append_val(saved, r);
-            } else {
-                g_free(r.data);
-            }
-        }
-        va += chunk;
-        len -= chunk;
-    }
-    trace_kvm_memory_fault_copy_saved(cpu->cpu_index, saved->len);
-    return saved;
-}
-
-static void restore_copy_destination(GArray *saved)
-{
-    for (guint i = 0; i < saved->len; i++) {
-        SavedRAM *r = &g_array_index(saved, SavedRAM, i);
-
-        address_space_write(&address_space_memory, r->gpa,
-                            MEMTXATTRS_UNSPECIFIED, r->data, r->len);
-        g_free(r->data);
-    }
-}
-
 /*
  * KVM finishes the instruction of an MMIO exit when the vCPU enters
  * again: let it, with the registers from before it put back afterwards
  * (a read loads nothing).  One instruction may need more exits (a
  * 16-byte load, a read across two pages, a string instruction's next
  * element): each is served with all ones, never with stale data, and
- * none reaches a device.  A copy to RAM stores those all ones: what its
- * destination held is put back, with the other vCPUs out of the guest
- * meanwhile, so that none of them sees them.  False if KVM still wants
- * more after TRAPPED_EXITS_MAX, or cannot be entered without running
- * the guest.
+ * none reaches a device.  A copy to memory would store what a read is
+ * served with: it is served with what its destination holds, which the
+ * store then leaves as it was (SysemuCPUOps::copy_source_data).  False
+ * if KVM still wants more after TRAPPED_EXITS_MAX, or cannot be entered
+ * without running the guest.
  */
 static bool complete_trapped(CPUState *cpu)
 {
+    const SysemuCPUOps *ops = cpu->cc->sysemu_ops;
     struct kvm_run *run = cpu->kvm_run;
-    g_autoptr(GArray) saved = NULL;
-    bool done = false;
+    unsigned element = 0;
     int ret;
 
     kvm_cpu_synchronize_state(cpu);
     if (!kvm_check_extension(kvm_state, KVM_CAP_IMMEDIATE_EXIT)) {
         return false;
     }
-    if (!run->mmio.is_write) {
-        saved = save_copy_destination(cpu);
-    }
-    if (saved) {
-        cpu_exec_end(cpu);
-        start_exclusive();
-    }
     for (int i = 0; i < TRAPPED_EXITS_MAX; i++) {
         if (!run->mmio.is_write) {
             memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
+            if (ops->copy_source_data &&
+                ops->copy_source_data(cpu, &element, run->mmio.phys_addr,
+                                      run->mmio.len, run->mmio.data)) {
+                trace_kvm_memory_fault_copy_served(cpu->cpu_index,
+                                                   run->mmio.phys_addr,
+                                                   element);
+            }
         }
         qatomic_set(&run->immediate_exit, 1);
         ret = kvm_vcpu_ioctl(cpu, KVM_RUN, 0);
         qatomic_set(&run->immediate_exit, 0);
         trace_kvm_memory_fault_complete_exit(cpu->cpu_index, ret);
         if (ret == -EINTR) {
-            done = true;
-            break;
+            return true;
         }
         if (ret != 0 || run->exit_reason != KVM_EXIT_MMIO) {
-            break;
+            return false;
         }
     }
-    if (saved) {
-        restore_copy_destination(saved);
-        end_exclusive();
-        cpu_exec_start(cpu);
-    }
-    return done;
+    return false;
 }
 
 /*
