@@ -36,6 +36,7 @@
 #include "system/cpus.h"
 #include "system/guest-memory-fault.h"
 #include "system/hw_accel.h"
+#include "system/kvm.h"
 #include "system/ramblock.h"
 #include "system/runstate.h"
 #include "guest-memory-internal.h"
@@ -642,6 +643,14 @@ void guest_memory_fault_report_and_stop(GuestMemoryFault *f)
             guest_memory_fault_probe(f);
         }
         mark_fault_lost(f);
+        if (kvm_enabled()) {
+            /*
+             * Cover the pages now: KVM may never tell of an access (its
+             * asynchronous page fault drops the error, and the guest
+             * process waits for the page forever).
+             */
+            guest_memory_cover_lost(f->block);
+        }
         report_running(f, GUEST_MEMORY_FAULT_ACTION_NONE, NULL);
         return;
     }

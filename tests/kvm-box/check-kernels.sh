@@ -12,7 +12,9 @@
 #
 # QKM_BOX_KERNELS (space-separated) overrides the list, for a quicker run;
 # QKM_BOX_LIBVIRT names the kernels whose box also runs the libvirt test
-# (default 7.2; empty: none).
+# (default 7.2; empty: none); QKM_BOX_LINUX_GUEST those whose box also
+# runs the Linux-guest test on KVM, the box's kernel as the guest's
+# (tests/linux-guest/test-memory-error-kvm.sh; default 7.2; empty: none).
 
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -51,12 +53,13 @@ fi
 # The libvirt test's domains, on KVM as libvirt's users run them: in the
 # boxes of QKM_BOX_LIBVIRT (default the newest kernel, 7.2).
 libvirt_kernels=${QKM_BOX_LIBVIRT-7.2}
+linux_guest_kernels=${QKM_BOX_LINUX_GUEST-7.2}
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 run_kernel() {
-    local k=$1 start=$SECONDS rc=0 specs=("${CASES[@]}") prio=5
+    local k=$1 start=$SECONDS rc=0 specs=("${CASES[@]}") prio=5 dir
     if [[ " $libvirt_kernels " == *" $k "* ]]; then
         specs+=("tap:$TOP/tests/libvirt/test-libvirt.sh:$build/qemu-system-x86_64")
         # The longest box: the others yield to it (three boxes, two
@@ -65,9 +68,12 @@ run_kernel() {
     fi
     # Fetch and build the initramfs first, so that a failure to get the
     # kernel is reported as such.
-    if ! "$TOP/scripts/kvm-box.sh" prepare "$k" >/dev/null 2>"$out/$k.err"; then
+    if ! dir=$("$TOP/scripts/kvm-box.sh" prepare "$k" 2>"$out/$k.err"); then
         echo "not ok 0 - kvm@$k the box: $(tail -n 1 "$out/$k.err")" > "$out/$k.tap"
         return
+    fi
+    if [[ " $linux_guest_kernels " == *" $k "* ]]; then
+        specs+=("tap:$TOP/tests/linux-guest/test-memory-error-kvm.sh:$dir/vmlinuz")
     fi
     (cd "$build" && nice -n "$prio" "$TOP/scripts/kvm-box.sh" run --timeout 1200 \
         --env QTEST_QEMU_BINARY="$build/qemu-system-x86_64" "$k" -- \

@@ -3,7 +3,8 @@
 #
 # lost-page-action=guest-error with a real Linux guest: Debian's kernel
 # (the KVM box's pinned 7.2, scripts/kvm-box.sh prepare) and a small
-# initramfs (static busybox, eater.c) under TCG on this host.  The
+# initramfs (static busybox, eater.c), under TCG on this host or on KVM
+# in the KVM box.  The
 # guest's init starts a process that fills memory, finds the
 # guest-physical pages it holds and prints the highest run of pages that
 # are all its own; the test cuts the backing file of the RAM there, in a
@@ -15,10 +16,17 @@
 # and goes on answering; QEMU reports one GUEST_MEMORY_FAULT with action
 # machine-check and the VM stays running.  TAP on stdout.
 #
-#   tests/linux-guest/test-memory-error.py QEMU
+#   tests/linux-guest/test-memory-error.py QEMU [--accel=kvm]
+#                                          [--kernel=VMLINUZ] [--cpu=MODEL]
 #
-# The guest's CPU is -cpu max with an Intel vendor: Linux recovers from a
-# machine check on AMD only with SUCCOR, which TCG does not offer.
+# Under TCG (the default) the guest's CPU is -cpu max with an Intel
+# vendor: Linux recovers from a machine check on AMD only with SUCCOR,
+# which TCG does not offer.  Under KVM (in the KVM box, through
+# test-memory-error-kvm.sh) it is qemu64 with SUCCOR, which QEMU offers
+# there: the box's CPU is TCG's AMD one, on which Linux 7.2 as a nested
+# guest panics at boot with -cpu max or host (fpstate_reset()).
+# --kernel names the guest's kernel instead of the one scripts/kvm-box.sh
+# prepares.
 
 import json
 import os
@@ -153,17 +161,34 @@ def console_tail(path, n=15):
 
 def main():
     qemu = sys.argv[1]
+    opts = {}
+    for a in sys.argv[2:]:
+        name, _, value = a.partition("=")
+        if name not in ("--accel", "--kernel", "--cpu") or not value:
+            print("usage: %s QEMU [--accel=tcg|kvm] [--kernel=VMLINUZ] "
+                  "[--cpu=MODEL]; not %r" % (sys.argv[0], a), file=sys.stderr)
+            return 2
+        opts[name[2:]] = value
+    accel = opts.get("accel", "tcg")
+    cpu = opts.get("cpu", "max,vendor=GenuineIntel" if accel == "tcg"
+                   else "qemu64,+succor")
     if not os.path.exists(BUSYBOX) or not shutil.which("cpio") or \
        not shutil.which("cc"):
         skip_all("needs static busybox, cpio and cc (scripts/install-deps.sh)")
-    prep = subprocess.run([os.path.join(TOP, "scripts", "kvm-box.sh"),
-                           "prepare", KERNEL], capture_output=True, text=True)
-    if prep.returncode:
-        print("1..1")
-        tap(False, "Debian's kernel %s" % KERNEL,
-            prep.stderr.strip().splitlines()[-1:] or "prepare failed")
-        return 1
-    vmlinuz = os.path.join(prep.stdout.strip(), "vmlinuz")
+    if accel == "kvm" and not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        skip_all("no usable /dev/kvm")
+    if "kernel" in opts:
+        vmlinuz = opts["kernel"]
+    else:
+        prep = subprocess.run([os.path.join(TOP, "scripts", "kvm-box.sh"),
+                               "prepare", KERNEL], capture_output=True,
+                              text=True)
+        if prep.returncode:
+            print("1..1")
+            tap(False, "Debian's kernel %s" % KERNEL,
+                prep.stderr.strip().splitlines()[-1:] or "prepare failed")
+            return 1
+        vmlinuz = os.path.join(prep.stdout.strip(), "vmlinuz")
     print("1..6")
     work = tempfile.mkdtemp(prefix="qkm-linux-guest-")
     proc = None
@@ -173,8 +198,8 @@ def main():
         console = os.path.join(work, "console.log")
         qmp_path = os.path.join(work, "qmp.sock")
         stderr = open(os.path.join(work, "stderr"), "w+")
-        args = [qemu, "-accel", "tcg", "-machine", "pc",
-                "-cpu", "max,vendor=GenuineIntel", "-smp", "1",
+        args = [qemu, "-accel", accel, "-machine", "pc",
+                "-cpu", cpu, "-smp", "1",
                 "-m", "128M,slots=2,maxmem=1G",
                 "-object", "memory-backend-file,id=dimm0,size=%dM,"
                 "mem-path=%s,share=on,lost-page-action=guest-error"

@@ -87,47 +87,11 @@ static char *ram_file(const char *name)
     return path;
 }
 
-static bool accel_ok(const char *accel)
-{
-    const char *reason;
-
-    if (!guest_accel_usable(accel, &reason)) {
-        g_test_skip(reason);
-        return false;
-    }
-    return true;
-}
-
-/* How many events @name are queued now (they are consumed). */
-static int count_events(QTestState *qts, const char *name)
-{
-    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
-    QDict *ev;
-    int n = 0;
-
-    qobject_unref(rsp);
-    while ((ev = qtest_qmp_event_ref(qts, name))) {
-        qobject_unref(ev);
-        n++;
-    }
-    return n;
-}
-
-static char *run_status(QTestState *qts)
-{
-    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
-    char *status = g_strdup(qdict_get_str(qdict_get_qdict(rsp, "return"),
-                                          "status"));
-
-    qobject_unref(rsp);
-    return status;
-}
-
 static void assert_running(QTestState *qts)
 {
-    g_autofree char *status = run_status(qts);
+    g_autofree char *status = NULL;
 
-    g_assert_cmpstr(status, ==, "running");
+    g_assert_cmpstr(guest_run_status(qts, &status), ==, "running");
 }
 
 /*
@@ -223,7 +187,7 @@ static void test_machine_check(const void *opaque)
     bool emulated, after;
     GuestVM *vm;
 
-    if (!accel_ok(c->accel)) {
+    if (!guest_accel_ok(c->accel)) {
         return;
     }
     /* The vendor says the layout (KVM's -cpu max is the host's). */
@@ -260,9 +224,9 @@ static void test_machine_check(const void *opaque)
                                     (after ? MB_OP_PC_END : MB_OP_PC)));
     }
     assert_running(vm->qts);
-    g_assert_cmpint(count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
-    g_assert_cmpint(count_events(vm->qts, "STOP"), ==, 0);
-    g_assert_cmpint(count_events(vm->qts, "RESET"), ==, 0);
+    g_assert_cmpint(guest_count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
+    g_assert_cmpint(guest_count_events(vm->qts, "STOP"), ==, 0);
+    g_assert_cmpint(guest_count_events(vm->qts, "RESET"), ==, 0);
     /* The copy stored nothing, not even data QEMU served for the page. */
     for (int i = 0; i < GUEST_COPY_QWORDS; i++) {
         g_assert_cmphex(qtest_readq(vm->qts, GUEST_COPY_DST + i * 8), ==,
@@ -294,7 +258,7 @@ static void test_readers_and_reset(const void *opaque)
     GuestVM *vm;
     QDict *ev, *rsp;
 
-    if (!accel_ok(accel)) {
+    if (!guest_accel_ok(accel)) {
         return;
     }
     vm = start_vm(accel, path, "guest-error", NULL, GUEST_OP_READ, 1, 1);
@@ -376,7 +340,7 @@ static void test_no_mce(const void *opaque)
     GuestVM *vm;
     QDict *ev, *data;
 
-    if (!accel_ok(c->accel)) {
+    if (!guest_accel_ok(c->accel)) {
         return;
     }
     vm = start_vm(c->accel, path, "guest-error", extra, GUEST_OP_READ, 0, 1);
@@ -393,8 +357,7 @@ static void test_no_mce(const void *opaque)
     g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"), "reason"), ==,
                     "guest-reset");
     qobject_unref(ev);
-    status = run_status(vm->qts);
-    g_assert_cmpstr(status, ==, "shutdown");
+    g_assert_cmpstr(guest_run_status(vm->qts, &status), ==, "shutdown");
     err = guest_vm_stderr(vm);
     g_assert_nonnull(strstr(err, line));
     guest_vm_free(vm);
@@ -413,7 +376,7 @@ static void test_no_mce_reset(const void *opaque)
     GuestVM *vm;
     QDict *ev;
 
-    if (!accel_ok(accel)) {
+    if (!guest_accel_ok(accel)) {
         return;
     }
     vm = start_vm(accel, path, "guest-error", NULL, GUEST_OP_READ, 0, 1);
@@ -432,7 +395,7 @@ static void test_no_mce_reset(const void *opaque)
     qobject_unref(ev);
     qobject_unref(guest_qmp_wait_event(vm->qts, "STOP", 20000));
     guest_vm_assert_internal_error(vm->qts);
-    g_assert_cmpint(count_events(vm->qts, "RESET"), ==, 0);
+    g_assert_cmpint(guest_count_events(vm->qts, "RESET"), ==, 0);
     guest_vm_free(vm);
     unlink(path);
 }
@@ -445,7 +408,7 @@ static void test_qom_set(const void *opaque)
     GuestVM *vm;
     QDict *rsp;
 
-    if (!accel_ok(accel)) {
+    if (!guest_accel_ok(accel)) {
         return;
     }
     vm = start_vm(accel, path, NULL, NULL, GUEST_OP_READ, 1, 1);
@@ -491,7 +454,7 @@ static void test_watch(const void *opaque)
     GuestVM *vm;
     QDict *ev, *data;
 
-    if (!accel_ok(accel)) {
+    if (!guest_accel_ok(accel)) {
         return;
     }
     vm = guest_vm_start_config(&cfg);
@@ -507,7 +470,7 @@ static void test_watch(const void *opaque)
     qobject_unref(ev);
     g_usleep(100 * 1000);
     assert_running(vm->qts);
-    g_assert_cmpint(count_events(vm->qts, "STOP"), ==, 0);
+    g_assert_cmpint(guest_count_events(vm->qts, "STOP"), ==, 0);
     g_assert_cmphex(qtest_readl(vm->qts, TARGET), ==, UINT32_MAX);
     guest_vm_free(vm);
     unlink(path);

@@ -63,32 +63,6 @@ static char *ram_file(const char *name)
     return path;
 }
 
-/* How many events @name are queued now (they are consumed). */
-static int count_events(QTestState *qts, const char *name)
-{
-    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
-    QDict *ev;
-    int n = 0;
-
-    qobject_unref(rsp);
-    while ((ev = qtest_qmp_event_ref(qts, name))) {
-        qobject_unref(ev);
-        n++;
-    }
-    return n;
-}
-
-static const char *run_status(QTestState *qts, char **buf)
-{
-    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
-
-    g_free(*buf);
-    *buf = g_strdup(qdict_get_str(qdict_get_qdict(rsp, "return"),
-                                  "status"));
-    qobject_unref(rsp);
-    return *buf;
-}
-
 static QDict *wait_fault(QTestState *qts)
 {
     QDict *ev = guest_qmp_wait_event(qts, "GUEST_MEMORY_FAULT", 20000);
@@ -96,17 +70,6 @@ static QDict *wait_fault(QTestState *qts)
     g_assert_nonnull(ev);
     qobject_unref(guest_qmp_wait_event(qts, "STOP", 10000));
     return ev;
-}
-
-static bool accel_ok(const char *accel)
-{
-    const char *reason;
-
-    if (!guest_accel_usable(accel, &reason)) {
-        g_test_skip(reason);
-        return false;
-    }
-    return true;
 }
 
 /* A guest on RAM in @path (file, shared), long mode, doing @op on @addr. */
@@ -180,7 +143,7 @@ static void test_sticky_stop(const void *opaque)
     const StickyCase *c = opaque;
     g_autofree char *extra = g_strdup_printf("-smp %d", c->smp);
 
-    if (!accel_ok(c->accel)) {
+    if (!guest_accel_ok(c->accel)) {
         return;
     }
     for (int round = 0; round < STICKY_ROUNDS; round++) {
@@ -208,10 +171,11 @@ static void test_sticky_stop(const void *opaque)
         /* Time for whatever raced the stop to land. */
         g_usleep(100 * 1000);
         guest_vm_assert_internal_error(vm->qts);
-        g_assert_cmpint(count_events(vm->qts, "RESET"), ==, 0);
-        g_assert_cmpint(count_events(vm->qts, "SHUTDOWN"), ==, 0);
-        g_assert_cmpint(count_events(vm->qts, "SUSPEND"), ==, 0);
-        g_assert_cmpint(count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
+        g_assert_cmpint(guest_count_events(vm->qts, "RESET"), ==, 0);
+        g_assert_cmpint(guest_count_events(vm->qts, "SHUTDOWN"), ==, 0);
+        g_assert_cmpint(guest_count_events(vm->qts, "SUSPEND"), ==, 0);
+        g_assert_cmpint(guest_count_events(vm->qts, "GUEST_MEMORY_FAULT"),
+                        ==, 0);
         err = guest_vm_stderr(vm);
         g_assert_cmpuint(guest_count_lines(err, first), ==, 1);
         guest_vm_free(vm);
@@ -232,7 +196,7 @@ static void test_several_vcpus(const void *opaque)
     const char *first = guest_fault_headline(accel);
     int most = 0;
 
-    if (!accel_ok(accel)) {
+    if (!guest_accel_ok(accel)) {
         return;
     }
     for (int round = 0; round < 10; round++) {
@@ -251,7 +215,8 @@ static void test_several_vcpus(const void *opaque)
         ev = wait_fault(vm->qts);
         g_usleep(50 * 1000);
         guest_vm_assert_internal_error(vm->qts);
-        g_assert_cmpint(count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
+        g_assert_cmpint(guest_count_events(vm->qts, "GUEST_MEMORY_FAULT"),
+                        ==, 0);
         n = assert_vcpus_named(qdict_get_qdict(ev, "data"), 2);
         most = MAX(most, n);
         err = guest_vm_stderr(vm);
@@ -320,7 +285,7 @@ static void test_registers_at_fault(const void *opaque)
     GuestVM *vm;
     QDict *ev;
 
-    if (!accel_ok(c->accel)) {
+    if (!guest_accel_ok(c->accel)) {
         return;
     }
     if (c->path == AT_FIRST_ACCESS) {
@@ -360,7 +325,7 @@ static void test_registers_at_fault(const void *opaque)
     }
     ev = wait_fault(vm->qts);
     guest_vm_assert_internal_error(vm->qts);
-    g_assert_cmpint(count_events(vm->qts, "RESET"), ==, 0);
+    g_assert_cmpint(guest_count_events(vm->qts, "RESET"), ==, 0);
 
     access_pc = qtest_readl(vm->qts, GUEST_MAILBOX_GPA + MB_OP_PC);
     g_assert_cmphex(access_pc, !=, 0);
@@ -528,7 +493,7 @@ static void test_migrate_after_loss(const void *opaque)
     g_autofree char *status = NULL, *desc = NULL;
     GuestVM *vm;
 
-    if (!accel_ok(c->accel)) {
+    if (!guest_accel_ok(c->accel)) {
         return;
     }
     vm = start_lost_vm(c->accel, path);
@@ -590,7 +555,7 @@ static void test_migrate_postcopy(const void *opaque)
     QTestState *dst;
     GuestVM *vm;
 
-    if (!accel_ok(accel)) {
+    if (!guest_accel_ok(accel)) {
         return;
     }
     dst = qtest_initf("-accel %s -machine pc -cpu max -m 64M -nodefaults "
@@ -615,7 +580,7 @@ static void test_migrate_postcopy(const void *opaque)
     g_assert_nonnull(strstr(desc, LOST_WORDS));
     guest_vm_assert_internal_error(vm->qts);
     /* The destination never got a complete VM to run. */
-    g_assert_cmpstr(run_status(dst, &dst_status), !=, "running");
+    g_assert_cmpstr(guest_run_status(dst, &dst_status), !=, "running");
     guest_vm_free(vm);
     qtest_quit(dst);
     unlink(path);
@@ -678,7 +643,7 @@ static void test_block_dma(const void *opaque)
     uint8_t sector[512], ide_st, bm_st;
     GuestVM *vm;
 
-    if (!accel_ok(accel)) {
+    if (!guest_accel_ok(accel)) {
         return;
     }
     memset(sector, 0xa5, sizeof(sector));
@@ -788,7 +753,7 @@ static void test_postcopy_loss_during(const void *opaque)
     GuestVM *vm;
     QDict *ev;
 
-    if (!accel_ok(accel)) {
+    if (!guest_accel_ok(accel)) {
         return;
     }
     vm = start_file_vm(accel, path, false, NULL, GUEST_OP_NONE, 0, 0);
@@ -845,7 +810,7 @@ static void test_postcopy_loss_during(const void *opaque)
     qobject_unref(ev);
     g_usleep(200 * 1000);
     guest_vm_assert_internal_error(vm->qts);
-    g_assert_cmpint(count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
+    g_assert_cmpint(guest_count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
     /*
      * Counted as a substring: the migration thread's error_report() is
      * several writes, and the report's line may land inside its line.
@@ -860,7 +825,7 @@ static void test_postcopy_loss_during(const void *opaque)
      */
     dst_mig = migration_wait(dst, dst_states, NULL);
     g_assert_cmpstr(dst_mig, !=, "completed");
-    g_assert_cmpstr(run_status(dst, &dst_status), !=, "running");
+    g_assert_cmpstr(guest_run_status(dst, &dst_status), !=, "running");
     guest_vm_free(vm);
     qtest_quit(dst);
     unlink(path);
@@ -905,7 +870,7 @@ static void test_device_dma(const void *opaque)
     g_autofree char *path = ram_file("ram-dma");
     GuestVM *vm;
 
-    if (!accel_ok(accel)) {
+    if (!guest_accel_ok(accel)) {
         return;
     }
     vm = start_lost_vm(accel, path);
@@ -914,7 +879,7 @@ static void test_device_dma(const void *opaque)
     g_assert_cmphex(fw_cfg_dma_signature(vm->qts, TARGET) & DMA_CTL_ERROR,
                     ==, DMA_CTL_ERROR);
     g_assert_cmphex(qtest_readl(vm->qts, TARGET), ==, UINT32_MAX);
-    g_assert_cmpint(count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
+    g_assert_cmpint(guest_count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
     guest_vm_assert_internal_error(vm->qts);
     guest_vm_free(vm);
     unlink(path);
@@ -936,7 +901,7 @@ static void test_migrate_finds_loss(const void *opaque)
     GuestVM *vm;
     QDict *ev;
 
-    if (!accel_ok(accel)) {
+    if (!guest_accel_ok(accel)) {
         return;
     }
     vm = start_idle_vm(accel, path, false, NULL);
@@ -953,7 +918,7 @@ static void test_migrate_finds_loss(const void *opaque)
     qobject_unref(ev);
     g_usleep(200 * 1000);
     guest_vm_assert_internal_error(vm->qts);
-    g_assert_cmpint(count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
+    g_assert_cmpint(guest_count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
     /*
      * Counted as a substring: the migration thread's error_report() is
      * several writes, and the report's line may land inside its line
@@ -983,7 +948,7 @@ static void test_migrate_fails_after_stop(const void *opaque)
     g_autofree char *status = NULL, *desc = NULL;
     GuestVM *vm;
 
-    if (!accel_ok(accel)) {
+    if (!guest_accel_ok(accel)) {
         return;
     }
     vm = start_idle_vm(accel, path, true, NULL);
@@ -994,7 +959,7 @@ static void test_migrate_fails_after_stop(const void *opaque)
     qtest_qmp_assert_success(vm->qts, "{ 'execute': 'migrate', "
                              "'arguments': { 'uri': %s } }", uri);
     g_free(migration_wait(vm->qts, paused, NULL));
-    count_events(vm->qts, "RESUME");            /* the guest's start */
+    guest_count_events(vm->qts, "RESUME");     /* the guest's start */
     g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
     qobject_unref(wait_fault(vm->qts));
     qtest_qmp_assert_success(vm->qts, "{ 'execute': 'migrate-continue', "
@@ -1004,8 +969,8 @@ static void test_migrate_fails_after_stop(const void *opaque)
     g_assert_nonnull(strstr(desc, LOST_WORDS));
     g_usleep(200 * 1000);
     guest_vm_assert_internal_error(vm->qts);
-    g_assert_cmpint(count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
-    g_assert_cmpint(count_events(vm->qts, "RESUME"), ==, 0);
+    g_assert_cmpint(guest_count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
+    g_assert_cmpint(guest_count_events(vm->qts, "RESUME"), ==, 0);
     guest_vm_free(vm);
     unlink(path);
     unlink(out);
@@ -1049,7 +1014,7 @@ static void test_snapshot_after_loss(const void *opaque)
     g_autofree char *err = NULL;
     GuestVM *vm;
 
-    if (!accel_ok(accel)) {
+    if (!guest_accel_ok(accel)) {
         return;
     }
     g_assert_true(g_file_set_contents(disk, "", 0, NULL));
@@ -1089,7 +1054,7 @@ static void test_dump_after_loss(const void *opaque)
     GuestVM *vm;
     QDict *rsp;
 
-    if (!accel_ok(accel)) {
+    if (!guest_accel_ok(accel)) {
         return;
     }
     vm = start_lost_vm(accel, path);
@@ -1118,7 +1083,7 @@ static void test_second_read(const void *opaque)
     g_autofree char *xp = NULL;
     GuestVM *vm;
 
-    if (!accel_ok(accel)) {
+    if (!guest_accel_ok(accel)) {
         return;
     }
     vm = start_file_vm(accel, path, false, NULL, GUEST_OP_NONE, 0, 0);
@@ -1147,7 +1112,7 @@ static void test_second_read(const void *opaque)
     }
     xp = qtest_hmp(vm->qts, "xp /4x 0x%x", TARGET);
     g_assert_nonnull(strstr(xp, "Cannot access memory"));
-    g_assert_cmpint(count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
+    g_assert_cmpint(guest_count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
     guest_vm_assert_internal_error(vm->qts);
     guest_vm_free(vm);
     unlink(path);
@@ -1188,7 +1153,7 @@ static void test_reset_reruns(const void *opaque)
     g_autofree char *con = NULL, *status = NULL;
     GuestVM *vm;
 
-    if (!accel_ok(accel)) {
+    if (!guest_accel_ok(accel)) {
         return;
     }
     vm = start_file_vm(accel, path, false, NULL, c->op, TARGET, 16);
@@ -1200,7 +1165,7 @@ static void test_reset_reruns(const void *opaque)
     g_assert_cmpint(truncate(path, RAM_SIZE), ==, 0);
     clear_guest_marks(vm);
     system_reset(vm->qts);
-    g_assert_cmpstr(run_status(vm->qts, &status), ==, "prelaunch");
+    g_assert_cmpstr(guest_run_status(vm->qts, &status), ==, "prelaunch");
     /* The page is back (a hole: zeros); give the fetch its "ret". */
     qtest_writeb(vm->qts, TARGET, 0xc3);
     guest_vm_resume(vm);
@@ -1210,8 +1175,8 @@ static void test_reset_reruns(const void *opaque)
     con = guest_vm_debugcon(vm);
     g_assert_cmpint(count_substr(con, "guest: real mode\n"), ==, 2);
     g_assert_cmpint(count_substr(con, "guest: 64-bit long mode\n"), ==, 2);
-    g_assert_cmpstr(run_status(vm->qts, &status), ==, "running");
-    g_assert_cmpint(count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
+    g_assert_cmpstr(guest_run_status(vm->qts, &status), ==, "running");
+    g_assert_cmpint(guest_count_events(vm->qts, "GUEST_MEMORY_FAULT"), ==, 0);
     guest_vm_free(vm);
     unlink(path);
 }
@@ -1229,7 +1194,7 @@ static void test_reset_still_lost(const void *opaque)
     GuestVM *vm;
     QDict *rsp, *ev;
 
-    if (!accel_ok(accel)) {
+    if (!guest_accel_ok(accel)) {
         return;
     }
     vm = start_file_vm(accel, path, false, NULL, GUEST_OP_READ, TARGET, 0);
@@ -1268,7 +1233,7 @@ static void test_watch_rearms(const void *opaque)
     g_autofree char *out = ram_file("rearm.out");
     GuestVM *vm;
 
-    if (!accel_ok(accel)) {
+    if (!guest_accel_ok(accel)) {
         return;
     }
     vm = start_lost_vm(accel, path);
@@ -1305,7 +1270,7 @@ static void test_suspended_then_lost(const void *opaque)
     GuestVM *vm;
     QDict *rsp;
 
-    if (!accel_ok(accel)) {
+    if (!guest_accel_ok(accel)) {
         return;
     }
     vm = start_idle_vm(accel, path, true, NULL);
@@ -1317,7 +1282,7 @@ static void test_suspended_then_lost(const void *opaque)
     /* PM1_CNT: SLP_EN, SLP_TYP 1 (S3). */
     qtest_outw(vm->qts, 0x604, (1 << 13) | (1 << 10));
     qobject_unref(guest_qmp_wait_event(vm->qts, "SUSPEND", 10000));
-    g_assert_cmpstr(run_status(vm->qts, &status), ==, "suspended");
+    g_assert_cmpstr(guest_run_status(vm->qts, &status), ==, "suspended");
 
     g_assert_cmpint(truncate(path, KEEP_SIZE), ==, 0);
     qobject_unref(wait_fault(vm->qts));
@@ -1326,7 +1291,7 @@ static void test_suspended_then_lost(const void *opaque)
     qobject_unref(rsp);
     g_usleep(100 * 1000);
     guest_vm_assert_internal_error(vm->qts);
-    g_assert_cmpint(count_events(vm->qts, "WAKEUP"), ==, 0);
+    g_assert_cmpint(guest_count_events(vm->qts, "WAKEUP"), ==, 0);
     err = guest_vm_stderr(vm);
     g_assert_cmpuint(guest_count_lines(err, guest_fault_headline(accel)), ==,
                      1);
@@ -1476,8 +1441,8 @@ static void test_hotplug(void)
                              "{ 'id': 'gone' } }");
     g_assert_cmpint(truncate(p2, 0), ==, 0);
     g_usleep(300 * 1000);
-    g_assert_cmpint(count_events(qts, "GUEST_MEMORY_FAULT"), ==, 0);
-    g_assert_cmpstr(run_status(qts, &status), ==, "prelaunch");
+    g_assert_cmpint(guest_count_events(qts, "GUEST_MEMORY_FAULT"), ==, 0);
+    g_assert_cmpstr(guest_run_status(qts, &status), ==, "prelaunch");
 
     qtest_qmp_assert_success(qts, "{ 'execute': 'object-add', 'arguments': "
                              "{ 'qom-type': 'memory-backend-file', "
@@ -1516,7 +1481,7 @@ static void test_hotplug(void)
     g_assert_cmpint(truncate(p1, 134217728), ==, 0);
     g_assert_cmpint(truncate(p1, 0), ==, 0);
     g_usleep(300 * 1000);
-    g_assert_cmpint(count_events(qts, "GUEST_MEMORY_FAULT"), ==, 0);
+    g_assert_cmpint(guest_count_events(qts, "GUEST_MEMORY_FAULT"), ==, 0);
     guest_vm_assert_internal_error(qts);
     qtest_quit(qts);
     unlink(p1);

@@ -26,6 +26,17 @@ bool guest_accel_usable(const char *accel, const char **reason)
     return true;
 }
 
+bool guest_accel_ok(const char *accel)
+{
+    const char *reason;
+
+    if (!guest_accel_usable(accel, &reason)) {
+        g_test_skip(reason);
+        return false;
+    }
+    return true;
+}
+
 GuestVM *guest_vm_start(const char *accel, const char *extra_args)
 {
     GuestVMConfig cfg = { .accel = accel, .extra_args = extra_args };
@@ -157,6 +168,31 @@ QDict *guest_qmp_wait_event(QTestState *qts, const char *name,
         g_usleep(2000);
     } while (g_get_monotonic_time() < deadline);
     return NULL;
+}
+
+int guest_count_events(QTestState *qts, const char *name)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
+    QDict *ev;
+    int n = 0;
+
+    qobject_unref(rsp);
+    while ((ev = qtest_qmp_event_ref(qts, name))) {
+        qobject_unref(ev);
+        n++;
+    }
+    return n;
+}
+
+const char *guest_run_status(QTestState *qts, char **buf)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
+
+    g_free(*buf);
+    *buf = g_strdup(qdict_get_str(qdict_get_qdict(rsp, "return"),
+                                  "status"));
+    qobject_unref(rsp);
+    return *buf;
 }
 
 GArray *guest_mtree_ranges(QTestState *qts, const char *block,

@@ -45,6 +45,9 @@ typedef struct GuestVMConfig {
  */
 bool guest_accel_usable(const char *accel, const char **reason);
 
+/* guest_accel_usable(), or g_test_skip() with the reason and false. */
+bool guest_accel_ok(const char *accel);
+
 /*
  * Start QEMU paused (-S) on @accel with the guest as its -bios image, a
  * debug console on port GUEST_DEBUGCON_PORT and @extra_args appended.
@@ -92,6 +95,15 @@ char *guest_vm_debugcon(GuestVM *vm);
  */
 QDict *guest_qmp_wait_event(QTestState *qts, const char *name,
                             unsigned timeout_ms);
+
+/* How many QMP events @name are queued now (they are consumed). */
+int guest_count_events(QTestState *qts, const char *name);
+
+/*
+ * The VM's run state (query-status), kept in *@buf (freed and replaced
+ * on each call; the caller frees it at the end).
+ */
+const char *guest_run_status(QTestState *qts, char **buf);
 
 /*
  * Where [@start, @end) of RAM block @block appears in the guest-physical
